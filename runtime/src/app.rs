@@ -1,0 +1,187 @@
+//! Start-up: open the store, load it into memory, bind, serve.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+use crate::demo;
+use crate::engine::Engines;
+use crate::http::auth::RootToken;
+use crate::http::{AppState, BodyLimits, router};
+use crate::model::KeyHash;
+use crate::registry::{KeyInfo, LoadError, Registry, TenantSettings};
+use crate::service::{Service, ServiceError};
+use crate::settings::{Settings, SettingsError};
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The store could not be opened or read.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A stored tenant's settings do not parse.
+    #[error("tenant {0} has unreadable settings: {1}")]
+    TenantSettings(String, serde_json::Error),
+    /// A live policy version no longer loads.
+    #[error("live policy {tenant}/{policy} v{version} does not load: {source}")]
+    Load {
+        /// Tenant.
+        tenant: String,
+        /// Policy name.
+        policy: String,
+        /// Version.
+        version: u32,
+        /// Why.
+        source: LoadError,
+    },
+    /// The demo tenant could not be set up.
+    #[error("demo: {0}")]
+    Demo(#[from] ServiceError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+}
+
+/// A bound, ready-to-serve server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    demo: Option<demo::DemoKeys>,
+}
+
+impl Application {
+    /// Opens the store under `settings.data`, loads it, seeds the demo tenant
+    /// if asked, and binds `settings.listen` (port 0 picks a free port).
+    pub async fn build(
+        settings: Settings,
+        metrics: Option<PrometheusHandle>,
+    ) -> Result<Self, StartError> {
+        settings.validate()?;
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data)?);
+        let engines = Arc::new(Engines::new(settings.limits()));
+        let registry = Arc::new(Registry::new(settings.policy_cache_versions));
+        load(&*store, &registry, &engines).await?;
+        let service = Arc::new(Service::new(
+            store.clone(),
+            registry.clone(),
+            engines.clone(),
+        ));
+        let demo = if settings.demo {
+            Some(demo::seed(&service, &registry).await?)
+        } else {
+            None
+        };
+
+        let state = AppState {
+            store,
+            registry,
+            engines,
+            service,
+            root: RootToken(settings.root_token.as_deref().map(KeyHash::of)),
+            metrics,
+        };
+        let limits = BodyLimits {
+            default_bytes: settings.max_body_bytes,
+            // base64 grows a module by 4/3; leave room for the catalog.
+            upload_bytes: settings.max_code_bytes / 3 * 4 + settings.max_body_bytes,
+        };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| StartError::Bind(settings.listen, e))?;
+        Ok(Self {
+            listener,
+            router: router(state, limits),
+            demo,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into())
+    }
+
+    /// The demo tenant's keys, when started with `--demo`.
+    pub fn demo_keys(&self) -> Option<&demo::DemoKeys> {
+        self.demo.as_ref()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
+    pub async fn run(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+}
+
+/// Loads tenants, keys and live policies from the store into the registry.
+async fn load(
+    store: &dyn Store,
+    registry: &Registry,
+    engines: &Arc<Engines>,
+) -> Result<(), StartError> {
+    let snapshot = store.snapshot().await?;
+    for (tenant, json) in snapshot.tenants {
+        let settings: TenantSettings = serde_json::from_str(&json)
+            .map_err(|e| StartError::TenantSettings(tenant.to_string(), e))?;
+        registry.set_tenant(tenant, settings);
+    }
+    for key in snapshot.keys {
+        registry.add_key(
+            key.hash,
+            KeyInfo {
+                id: key.id,
+                tenant: key.tenant,
+                role: key.role,
+            },
+        );
+    }
+    let live_count = snapshot.live.len();
+    for stored in snapshot.live {
+        let engines = engines.clone();
+        let (loaded, stored) = tokio::task::spawn_blocking(move || {
+            (
+                crate::registry::LoadedPolicy::load(&engines, &stored),
+                stored,
+            )
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("loading task failed: {e}")))?;
+        let loaded = loaded.map_err(|source| StartError::Load {
+            tenant: stored.tenant.to_string(),
+            policy: stored.name.to_string(),
+            version: stored.version,
+            source,
+        })?;
+        registry.set_live(&stored.tenant, Arc::new(loaded));
+    }
+    tracing::info!(live_policies = live_count, "store loaded");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: draining in-flight requests");
+}

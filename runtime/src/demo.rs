@@ -1,0 +1,63 @@
+//! `moment serve --demo`: a `demo` tenant with the reference policies.
+//!
+//! On first start the tenant is created; on later starts it gets a fresh set
+//! of keys (the old ones keep working), since keys are stored only as hashes.
+//! Reference policies are uploaded and activated unless already live.
+
+use crate::model::Name;
+use crate::model::policy::{EngineKind, StoredBundle};
+use crate::registry::{Registry, TenantSettings};
+use crate::service::{PolicyUpload, Service, ServiceError, TenantKeys};
+
+/// The demo tenant's id.
+pub const TENANT: &str = "demo";
+
+/// The demo tenant's keys, for printing.
+pub type DemoKeys = TenantKeys;
+
+/// A reference policy the demo installs: decision point, engine, code, bundle JSON.
+struct Reference {
+    point: &'static str,
+    engine: EngineKind,
+    source: &'static str,
+    bundle: &'static str,
+}
+
+const REFERENCES: &[Reference] = &[Reference {
+    point: "retention-call",
+    engine: EngineKind::Rhai,
+    source: include_str!("../../policies/telco-retention/policy.rhai"),
+    bundle: include_str!("../../policies/telco-retention/bundle.json"),
+}];
+
+/// Creates or re-keys the demo tenant and installs the reference policies.
+pub async fn seed(service: &Service, registry: &Registry) -> Result<DemoKeys, ServiceError> {
+    let tenant = Name::parse(TENANT).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    let keys = if registry.has_tenant(&tenant) {
+        service.issue_keys(&tenant).await?
+    } else {
+        service
+            .create_tenant(&tenant, TenantSettings::default())
+            .await?
+    };
+    for reference in REFERENCES {
+        let point =
+            Name::parse(reference.point).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        if registry.live(&tenant, &point).is_some() {
+            continue;
+        }
+        let bundle: StoredBundle = serde_json::from_str(reference.bundle).map_err(|e| {
+            ServiceError::Invalid(format!("reference bundle {}: {e}", reference.point))
+        })?;
+        let upload = PolicyUpload {
+            engine: reference.engine,
+            source: Some(reference.source.to_owned()),
+            wasm: None,
+            catalog: bundle.catalog,
+            fallback: bundle.fallback,
+            activate: true,
+        };
+        service.upload(&tenant, &point, upload, "demo").await?;
+    }
+    Ok(keys)
+}

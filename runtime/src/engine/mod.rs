@@ -1,0 +1,217 @@
+//! Policy engines: compile tenant code once, run it per decision under limits.
+//!
+//! **Tenant code never runs without a budget**: every call has a wall-clock
+//! deadline and an operation (or fuel) budget, plus size caps on what goes in
+//! and comes out. Every way a policy can fail is a [`PolicyError`] variant.
+
+pub mod rhai_engine;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::model::policy::{Candidate, EngineKind};
+
+/// Per-call limits for tenant code.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Wall-clock budget of one policy call.
+    pub deadline: Duration,
+    /// Rhai operations one call may perform.
+    pub rhai_max_operations: u64,
+    /// Largest Rhai string, array or map a call may build (bytes or items).
+    pub rhai_max_data: usize,
+    /// Largest input document, in bytes of JSON.
+    pub max_input_bytes: usize,
+    /// Largest output, in bytes of JSON (WASM) or actions (Rhai).
+    pub max_output_bytes: usize,
+    /// Largest policy source or module accepted at upload.
+    pub max_code_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_millis(20),
+            rhai_max_operations: 1_000_000,
+            rhai_max_data: 64 * 1024,
+            max_input_bytes: 256 * 1024,
+            max_output_bytes: 256 * 1024,
+            max_code_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The document a policy receives: the same for both engines.
+#[derive(Serialize)]
+pub struct PolicyInput<'a> {
+    /// The customer being decided for.
+    pub customer_id: &'a str,
+    /// Life-cycle stage, if known.
+    pub stage: Option<&'a str>,
+    /// Channel asking, if given.
+    pub channel: Option<&'a str>,
+    /// Merged customer attributes.
+    pub attributes: &'a Map<String, Value>,
+    /// Request context (reason for the call, basket, page …).
+    pub context: &'a Map<String, Value>,
+    /// Actions the policy may choose from.
+    pub candidates: Vec<&'a Candidate>,
+    /// Contact history per action id.
+    pub history: &'a Map<String, Value>,
+    /// Decision time, ms since the Unix epoch.
+    pub now_ms: u64,
+}
+
+/// One action as scored by a policy, before arbitration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scored {
+    /// Action id (not yet checked against the candidates).
+    pub id: String,
+    /// The policy's score; higher is better.
+    pub score: f64,
+}
+
+/// Why a policy call produced no usable ranking. The caller gets the
+/// fallback actions; the reason is counted and logged.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum PolicyError {
+    /// The wall-clock deadline passed.
+    #[error("policy ran past its deadline")]
+    Deadline,
+    /// The operation or fuel budget ran out.
+    #[error("policy exhausted its operation budget")]
+    Fuel,
+    /// The policy hit a memory or data-size limit.
+    #[error("policy exceeded its memory limit")]
+    Memory,
+    /// The policy recursed too deeply.
+    #[error("policy overflowed its call stack")]
+    StackOverflow,
+    /// The policy raised an error or trapped.
+    #[error("policy failed: {0}")]
+    Trap(String),
+    /// The input document is larger than the policy may receive.
+    #[error("policy input is {0} bytes, over the limit")]
+    InputTooLarge(usize),
+    /// The output is larger than allowed.
+    #[error("policy output is too large")]
+    OutputTooLarge,
+    /// The output is not a ranking.
+    #[error("policy output is malformed: {0}")]
+    BadOutput(String),
+    /// The output names an action that is not a candidate.
+    #[error("policy returned action {0:?}, which is not a candidate")]
+    UnknownAction(String),
+}
+
+impl PolicyError {
+    /// Short label for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PolicyError::Deadline => "deadline",
+            PolicyError::Fuel => "fuel",
+            PolicyError::Memory => "memory",
+            PolicyError::StackOverflow => "stack_overflow",
+            PolicyError::Trap(_) => "trap",
+            PolicyError::InputTooLarge(_) => "input_too_large",
+            PolicyError::OutputTooLarge => "output_too_large",
+            PolicyError::BadOutput(_) => "bad_output",
+            PolicyError::UnknownAction(_) => "unknown_action",
+        }
+    }
+}
+
+/// Why uploaded code was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum CompileError {
+    /// The code is larger than [`Limits::max_code_bytes`].
+    #[error("code is {size} bytes; at most {limit} are allowed")]
+    TooLarge {
+        /// Size of the upload.
+        size: usize,
+        /// The cap.
+        limit: usize,
+    },
+    /// A Rhai source that is not UTF-8.
+    #[error("source is not valid UTF-8")]
+    NotUtf8,
+    /// A Rhai syntax error.
+    #[error("line {line}, column {column}: {message}")]
+    Syntax {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser expected.
+        message: String,
+    },
+    /// The script defines no `fn decide(ctx)`.
+    #[error("the script must define `fn decide(ctx)` taking one parameter")]
+    MissingDecide,
+}
+
+/// Compiled policy code, ready to run.
+pub enum Program {
+    /// A compiled Rhai script.
+    Rhai(rhai_engine::Script),
+}
+
+impl Program {
+    /// Which engine runs this program.
+    pub fn engine(&self) -> EngineKind {
+        match self {
+            Program::Rhai(_) => EngineKind::Rhai,
+        }
+    }
+}
+
+/// The engines, built once at start and shared by every decision.
+pub struct Engines {
+    rhai: rhai_engine::RhaiEngine,
+    limits: Limits,
+}
+
+impl Engines {
+    /// Builds every engine with `limits`.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            rhai: rhai_engine::RhaiEngine::new(&limits),
+            limits,
+        }
+    }
+
+    /// The limits the engines enforce.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles uploaded code for `engine`.
+    pub fn compile(&self, engine: EngineKind, code: &[u8]) -> Result<Program, CompileError> {
+        if code.len() > self.limits.max_code_bytes {
+            return Err(CompileError::TooLarge {
+                size: code.len(),
+                limit: self.limits.max_code_bytes,
+            });
+        }
+        match engine {
+            EngineKind::Rhai => {
+                let source = std::str::from_utf8(code).map_err(|_| CompileError::NotUtf8)?;
+                self.rhai.compile(source).map(Program::Rhai)
+            }
+            EngineKind::Wasm => unreachable!("wasm engine arrives with its own module"),
+        }
+    }
+
+    /// Runs `program` on `input` within the limits.
+    pub fn run(
+        &self,
+        program: &Program,
+        input: &PolicyInput<'_>,
+    ) -> Result<Vec<Scored>, PolicyError> {
+        match program {
+            Program::Rhai(script) => self.rhai.run(script, input, &self.limits),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! A JSON body extractor whose rejections are problem+json.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// Like [`axum::Json`], but a bad body is answered with a [`ApiError`]:
+/// 400 for malformed JSON, 422 naming the field for wrong types, missing or
+/// unknown fields, 413 for a body over the limit, 415 without a JSON content type.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(reject(&rejection)),
+        }
+    }
+}
+
+fn reject(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::JsonDataError(e) => {
+            // serde's message names the field path and what was expected.
+            let cause = std::error::Error::source(e)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            ApiError::unprocessable(format!(
+                "the body does not match the expected shape: {cause}"
+            ))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            let cause = std::error::Error::source(e)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            ApiError::bad_request(format!("the body is not valid JSON: {cause}"))
+        }
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the body is larger than this route accepts",
+        ),
+        other => {
+            ApiError::bad_request(format!("the body could not be read: {}", other.body_text()))
+        }
+    }
+}

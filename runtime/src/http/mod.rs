@@ -1,0 +1,105 @@
+//! The HTTP edge: routing, auth, JSON in and problem+json out.
+//!
+//! **Only this module knows HTTP.** Handlers authorise, parse, and call the
+//! [`Service`](crate::service::Service) or the [`pipeline`](crate::pipeline).
+
+pub mod auth;
+pub mod decide;
+pub mod error;
+pub mod json;
+pub mod openapi;
+pub mod ops;
+pub mod policies;
+pub mod tenants;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request};
+use axum::http::{Method, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use self::auth::RootToken;
+use self::error::ApiError;
+use crate::engine::Engines;
+use crate::registry::Registry;
+use crate::service::Service;
+use crate::store::Store;
+use crate::telemetry;
+
+/// Everything the handlers share; each handler extracts only its slice.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Durable storage (read routes; writes go through `service`).
+    pub store: Arc<dyn Store>,
+    /// In-memory keys, settings and live policies.
+    pub registry: Arc<Registry>,
+    /// Policy engines.
+    pub engines: Arc<Engines>,
+    /// Tenant and policy writes.
+    pub service: Arc<Service>,
+    /// The operator's root token.
+    pub root: RootToken,
+    /// Renders `/metrics`, when the binary installed a recorder.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// Body size limits per route.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// Every route but policy uploads.
+    pub default_bytes: usize,
+    /// Policy uploads (a base64 module plus catalog).
+    pub upload_bytes: usize,
+}
+
+/// Builds the router over `state`.
+pub fn router(state: AppState, limits: BodyLimits) -> Router {
+    // Browsers call decide (and later outcomes) straight from pages with the
+    // publishable key; the tenant's own origin list is checked in the handler.
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(3600));
+    let browser = Router::new()
+        .route("/v1/decide", post(decide::decide))
+        .layer(cors);
+    let uploads = Router::new()
+        .route("/v1/policies/{name}/versions", post(policies::upload))
+        .layer(DefaultBodyLimit::max(limits.upload_bytes));
+
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/v1/tenants", post(tenants::create))
+        .route("/v1/tenant", axum::routing::patch(tenants::update))
+        .route("/v1/policies", get(policies::list))
+        .route("/v1/policies/{name}", get(policies::show))
+        .route("/v1/policies/{name}/activate", post(policies::activate))
+        .merge(browser)
+        .merge(uploads)
+        .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
+        .layer(DefaultBodyLimit::max(limits.default_bytes))
+        .layer(middleware::from_fn(track))
+        .with_state(state)
+}
+
+async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    telemetry::http(route, method, response.status().as_u16(), started.elapsed());
+    response
+}

@@ -1,0 +1,11 @@
+//! Domain types shared by the HTTP edge, the pipeline and the stores.
+//!
+//! Preconditions live in the types: a [`Name`] is always a valid identifier, a
+//! [`Bundle`](policy::Bundle) has already been checked for duplicate ids.
+
+pub mod key;
+pub mod name;
+pub mod policy;
+
+pub use key::{ApiKey, KeyHash, Role};
+pub use name::{Name, NameError};

@@ -1,0 +1,186 @@
+//! What the decide path reads, held in memory: keys, tenant settings, the live
+//! version of every policy, and an LRU of compiled versions.
+//!
+//! **The decide path never touches the store.** Write handlers update the
+//! store first and the registry second, so memory never runs ahead of disk.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use lru::LruCache;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{CompileError, Engines, Program};
+use crate::model::policy::{Bundle, BundleError, StoredBundle};
+use crate::model::{KeyHash, Name, Role};
+use crate::store::StoredVersion;
+
+/// A key as the registry knows it.
+#[derive(Clone, Debug)]
+pub struct KeyInfo {
+    /// Public key id (goes into audit trails).
+    pub id: String,
+    /// Owning tenant.
+    pub tenant: Name,
+    /// What the key may do.
+    pub role: Role,
+}
+
+/// A tenant's own settings.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Origins browsers may call decide and outcomes from; `["*"]` allows any.
+    #[serde(default = "any_origin")]
+    pub cors_origins: Vec<String>,
+}
+
+fn any_origin() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            cors_origins: any_origin(),
+        }
+    }
+}
+
+impl TenantSettings {
+    /// Whether a browser page from `origin` may call this tenant's decide route.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.cors_origins.iter().any(|o| o == "*" || o == origin)
+    }
+}
+
+/// A policy version compiled and indexed, ready for the decide path.
+pub struct LoadedPolicy {
+    /// Policy name (the decision point).
+    pub name: Name,
+    /// Version number.
+    pub version: u32,
+    /// Catalog and fallback.
+    pub bundle: Bundle,
+    /// Compiled code.
+    pub program: Program,
+}
+
+/// Why a stored version could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The stored bundle JSON does not parse.
+    #[error("stored bundle is unreadable: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The stored bundle is invalid.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The stored code no longer compiles.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+}
+
+impl LoadedPolicy {
+    /// Compiles a stored version.
+    pub fn load(engines: &Engines, stored: &StoredVersion) -> Result<Self, LoadError> {
+        let bundle =
+            Bundle::from_stored(serde_json::from_str::<StoredBundle>(&stored.bundle_json)?)?;
+        let program = engines.compile(stored.engine, &stored.code)?;
+        Ok(Self {
+            name: stored.name.clone(),
+            version: stored.version,
+            bundle,
+            program,
+        })
+    }
+}
+
+type PolicyKey = (Name, Name);
+type VersionKey = (Name, Name, u32);
+
+/// In-memory view of everything the decide path needs.
+pub struct Registry {
+    keys: RwLock<HashMap<KeyHash, Arc<KeyInfo>>>,
+    tenants: RwLock<HashMap<Name, Arc<TenantSettings>>>,
+    live: RwLock<HashMap<PolicyKey, Arc<LoadedPolicy>>>,
+    versions: Mutex<LruCache<VersionKey, Arc<LoadedPolicy>>>,
+}
+
+impl Registry {
+    /// An empty registry whose compiled-version cache holds `cache_versions` entries.
+    pub fn new(cache_versions: NonZeroUsize) -> Self {
+        Self {
+            keys: RwLock::default(),
+            tenants: RwLock::default(),
+            live: RwLock::default(),
+            versions: Mutex::new(LruCache::new(cache_versions)),
+        }
+    }
+
+    /// Looks a presented key up by its hash.
+    pub fn key(&self, hash: &KeyHash) -> Option<Arc<KeyInfo>> {
+        read(&self.keys).get(hash).cloned()
+    }
+
+    /// Adds a key.
+    pub fn add_key(&self, hash: KeyHash, key: KeyInfo) {
+        write(&self.keys).insert(hash, Arc::new(key));
+    }
+
+    /// Whether a tenant exists.
+    pub fn has_tenant(&self, tenant: &Name) -> bool {
+        read(&self.tenants).contains_key(tenant)
+    }
+
+    /// A tenant's settings.
+    pub fn tenant_settings(&self, tenant: &Name) -> Arc<TenantSettings> {
+        read(&self.tenants).get(tenant).cloned().unwrap_or_default()
+    }
+
+    /// Adds a tenant or replaces its settings.
+    pub fn set_tenant(&self, tenant: Name, settings: TenantSettings) {
+        write(&self.tenants).insert(tenant, Arc::new(settings));
+    }
+
+    /// The live version of a tenant's policy.
+    pub fn live(&self, tenant: &Name, policy: &Name) -> Option<Arc<LoadedPolicy>> {
+        // Cloning two Arc'd names to build the key is cheaper than a second map level.
+        read(&self.live)
+            .get(&(tenant.clone(), policy.clone()))
+            .cloned()
+    }
+
+    /// Makes `policy` the live version of its name, and caches it.
+    pub fn set_live(&self, tenant: &Name, policy: Arc<LoadedPolicy>) {
+        self.cache(tenant, policy.clone());
+        write(&self.live).insert((tenant.clone(), policy.name.clone()), policy);
+    }
+
+    /// A compiled version, if cached.
+    pub fn cached(&self, tenant: &Name, policy: &Name, version: u32) -> Option<Arc<LoadedPolicy>> {
+        lock(&self.versions)
+            .get(&(tenant.clone(), policy.clone(), version))
+            .cloned()
+    }
+
+    /// Caches a compiled version.
+    pub fn cache(&self, tenant: &Name, policy: Arc<LoadedPolicy>) {
+        let key = (tenant.clone(), policy.name.clone(), policy.version);
+        lock(&self.versions).put(key, policy);
+    }
+}
+
+// A poisoned lock only means another thread panicked mid-update of a map whose
+// every update is a single insert, so the data is still consistent.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(PoisonError::into_inner)
+}

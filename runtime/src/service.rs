@@ -1,0 +1,272 @@
+//! Write operations on tenants and policies, shared by the HTTP handlers and
+//! `moment serve --demo`.
+//!
+//! Each operation writes the store first and updates the in-memory
+//! [`Registry`] only once the store has acknowledged, under one lock for
+//! policy writes so the live version in memory always matches the store.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{CompileError, Engines};
+use crate::model::policy::{Action, Bundle, EngineKind};
+use crate::model::{ApiKey, Name, Role};
+use crate::registry::{KeyInfo, LoadError, LoadedPolicy, Registry, TenantSettings};
+use crate::store::{KeyRecord, NewVersion, Store, StoreError, StoredVersion};
+
+/// A policy version as uploaded (body of `POST /v1/policies/{name}/versions`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyUpload {
+    /// `rhai` or `wasm`.
+    pub engine: EngineKind,
+    /// Rhai source (engine `rhai`).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Base64 of the WebAssembly module (engine `wasm`).
+    #[serde(default)]
+    pub wasm: Option<String>,
+    /// The actions this policy ranks.
+    pub catalog: Vec<Action>,
+    /// Actions served when the policy fails.
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    /// Make this version live at once.
+    #[serde(default)]
+    pub activate: bool,
+}
+
+/// The three keys of a tenant, shown once.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantKeys {
+    /// Keys and tenant settings.
+    pub admin: String,
+    /// Policies, experiments, profiles, results.
+    pub editor: String,
+    /// Publishable: decide and outcomes only.
+    pub decide: String,
+}
+
+/// Why a write was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The resource exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// The input is invalid; the message says what to fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// No such resource for this tenant.
+    #[error("{0}")]
+    NotFound(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored version could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+/// Tenant and policy writes.
+pub struct Service {
+    store: Arc<dyn Store>,
+    registry: Arc<Registry>,
+    engines: Arc<Engines>,
+    policy_writes: tokio::sync::Mutex<()>,
+}
+
+impl Service {
+    /// A service over these parts.
+    pub fn new(store: Arc<dyn Store>, registry: Arc<Registry>, engines: Arc<Engines>) -> Self {
+        Self {
+            store,
+            registry,
+            engines,
+            policy_writes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Creates a tenant and its admin, editor and decide keys.
+    pub async fn create_tenant(
+        &self,
+        id: &Name,
+        settings: TenantSettings,
+    ) -> Result<TenantKeys, ServiceError> {
+        let (keys, records) = new_keys(id);
+        let json =
+            serde_json::to_string(&settings).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        match self.store.create_tenant(id, &json, &records).await {
+            Err(StoreError::Conflict) => {
+                return Err(ServiceError::Conflict(format!(
+                    "tenant {id:?} exists already"
+                )));
+            }
+            other => other?,
+        }
+        self.registry.set_tenant(id.clone(), settings);
+        self.remember(records);
+        Ok(keys)
+    }
+
+    /// Issues a fresh set of keys for an existing tenant.
+    pub async fn issue_keys(&self, tenant: &Name) -> Result<TenantKeys, ServiceError> {
+        let (keys, records) = new_keys(tenant);
+        self.store.add_keys(&records).await?;
+        self.remember(records);
+        Ok(keys)
+    }
+
+    /// Replaces a tenant's settings.
+    pub async fn set_settings(
+        &self,
+        tenant: &Name,
+        settings: TenantSettings,
+    ) -> Result<(), ServiceError> {
+        let json =
+            serde_json::to_string(&settings).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        self.store.update_tenant_settings(tenant, &json).await?;
+        self.registry.set_tenant(tenant.clone(), settings);
+        Ok(())
+    }
+
+    /// Validates, compiles and stores a new policy version; returns its number.
+    pub async fn upload(
+        &self,
+        tenant: &Name,
+        name: &Name,
+        upload: PolicyUpload,
+        actor: &str,
+    ) -> Result<u32, ServiceError> {
+        let code = code_of(&upload)?;
+        let bundle = Bundle::new(upload.catalog, &upload.fallback)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let engines = self.engines.clone();
+        let engine = upload.engine;
+        let (program, code) =
+            tokio::task::spawn_blocking(move || (engines.compile(engine, &code), code))
+                .await
+                .map_err(|e| ServiceError::Invalid(format!("compilation crashed: {e}")))?;
+        let program = program.map_err(|e| ServiceError::Invalid(compile_detail(engine, &e)))?;
+        let bundle_json = serde_json::to_string(&bundle.to_stored())
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+
+        let _guard = self.policy_writes.lock().await;
+        let version = self
+            .store
+            .create_version(NewVersion {
+                tenant: tenant.clone(),
+                name: name.clone(),
+                engine,
+                code,
+                bundle_json,
+                activate: upload.activate,
+                actor: actor.to_owned(),
+            })
+            .await?;
+        let loaded = Arc::new(LoadedPolicy {
+            name: name.clone(),
+            version,
+            bundle,
+            program,
+        });
+        if upload.activate {
+            self.registry.set_live(tenant, loaded);
+        } else {
+            self.registry.cache(tenant, loaded);
+        }
+        Ok(version)
+    }
+
+    /// Makes an existing version live (also how rollback is done).
+    pub async fn activate(
+        &self,
+        tenant: &Name,
+        name: &Name,
+        version: u32,
+        actor: &str,
+    ) -> Result<(), ServiceError> {
+        let _guard = self.policy_writes.lock().await;
+        let loaded = match self.registry.cached(tenant, name, version) {
+            Some(loaded) => loaded,
+            None => {
+                let stored = self
+                    .store
+                    .version(tenant, name, version)
+                    .await?
+                    .ok_or_else(|| {
+                        ServiceError::NotFound(format!("policy {name:?} has no version {version}"))
+                    })?;
+                Arc::new(self.load(stored).await?)
+            }
+        };
+        self.store.activate(tenant, name, version, actor).await?;
+        self.registry.set_live(tenant, loaded);
+        Ok(())
+    }
+
+    /// Compiles a stored version off the async workers.
+    pub async fn load(&self, stored: StoredVersion) -> Result<LoadedPolicy, ServiceError> {
+        let engines = self.engines.clone();
+        let loaded = tokio::task::spawn_blocking(move || LoadedPolicy::load(&engines, &stored))
+            .await
+            .map_err(|e| ServiceError::Invalid(format!("compilation crashed: {e}")))??;
+        Ok(loaded)
+    }
+
+    fn remember(&self, records: Vec<KeyRecord>) {
+        for r in records {
+            self.registry.add_key(
+                r.hash,
+                KeyInfo {
+                    id: r.id,
+                    tenant: r.tenant,
+                    role: r.role,
+                },
+            );
+        }
+    }
+}
+
+fn new_keys(tenant: &Name) -> (TenantKeys, Vec<KeyRecord>) {
+    let [decide, editor, admin] = Role::ALL.map(|role| (role, ApiKey::generate(role)));
+    let records = [&decide, &editor, &admin]
+        .into_iter()
+        .map(|(role, key)| KeyRecord {
+            id: format!("key_{}", uuid::Uuid::now_v7().simple()),
+            tenant: tenant.clone(),
+            role: *role,
+            hash: key.hash(),
+        })
+        .collect();
+    let keys = TenantKeys {
+        admin: admin.1.secret().to_owned(),
+        editor: editor.1.secret().to_owned(),
+        decide: decide.1.secret().to_owned(),
+    };
+    (keys, records)
+}
+
+fn code_of(upload: &PolicyUpload) -> Result<Vec<u8>, ServiceError> {
+    let invalid = |m: &str| Err(ServiceError::Invalid(m.to_owned()));
+    match (upload.engine, &upload.source, &upload.wasm) {
+        (EngineKind::Rhai, Some(source), None) => Ok(source.as_bytes().to_vec()),
+        (EngineKind::Rhai, _, _) => {
+            invalid("engine \"rhai\" takes the script in `source` and no `wasm` field")
+        }
+        (EngineKind::Wasm, None, Some(b64)) => base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|e| ServiceError::Invalid(format!("`wasm` is not valid base64: {e}"))),
+        (EngineKind::Wasm, _, _) => {
+            invalid("engine \"wasm\" takes the base64 module in `wasm` and no `source` field")
+        }
+    }
+}
+
+fn compile_detail(engine: EngineKind, err: &CompileError) -> String {
+    match engine {
+        EngineKind::Rhai => format!("the Rhai source does not compile: {err}"),
+        EngineKind::Wasm => format!("the WebAssembly module is not accepted: {err}"),
+    }
+}

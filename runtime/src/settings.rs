@@ -1,0 +1,110 @@
+//! The one typed settings struct, from flags and `MOMENT_*` environment
+//! variables, validated at start.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::engine::Limits;
+
+/// Shortest root token accepted.
+pub const MIN_ROOT_TOKEN_LEN: usize = 16;
+
+/// Settings of `moment serve`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Settings {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "MOMENT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the embedded store.
+    #[arg(long, env = "MOMENT_DATA", default_value = "./moment-data")]
+    pub data: PathBuf,
+    /// Create (or re-key) a `demo` tenant with the reference policies and print its keys.
+    #[arg(long)]
+    pub demo: bool,
+    /// The operator's token for creating tenants (at least 16 characters).
+    #[arg(long, env = "MOMENT_ROOT_TOKEN", hide_env_values = true)]
+    pub root_token: Option<String>,
+    /// Wall-clock budget of one policy call, in milliseconds.
+    #[arg(long, env = "MOMENT_POLICY_DEADLINE_MS", default_value_t = 20)]
+    pub policy_deadline_ms: u64,
+    /// Rhai operations one policy call may perform.
+    #[arg(long, env = "MOMENT_RHAI_MAX_OPERATIONS", default_value_t = 1_000_000)]
+    pub rhai_max_operations: u64,
+    /// Largest request body, in bytes (policy uploads excepted).
+    #[arg(long, env = "MOMENT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest policy source or WASM module, in bytes.
+    #[arg(long, env = "MOMENT_MAX_CODE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_code_bytes: usize,
+    /// How many compiled policy versions to keep besides the live ones.
+    #[arg(long, env = "MOMENT_POLICY_CACHE_VERSIONS", default_value = "4096")]
+    pub policy_cache_versions: NonZeroUsize,
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// Root token too short to be a secret.
+    #[error("MOMENT_ROOT_TOKEN must be at least {MIN_ROOT_TOKEN_LEN} characters")]
+    WeakRootToken,
+    /// A zero or absurd limit.
+    #[error("{0} must be between {1} and {2}")]
+    OutOfRange(&'static str, u64, u64),
+}
+
+impl Settings {
+    /// Settings for tests and embedding: defaults, listening on `listen`, storing in `data`.
+    pub fn new(listen: SocketAddr, data: PathBuf) -> Self {
+        Self {
+            listen,
+            data,
+            demo: false,
+            root_token: None,
+            policy_deadline_ms: 20,
+            rhai_max_operations: 1_000_000,
+            max_body_bytes: 1024 * 1024,
+            max_code_bytes: 4 * 1024 * 1024,
+            policy_cache_versions: NonZeroUsize::MIN.saturating_add(4095),
+        }
+    }
+
+    /// Checks the settings make sense together.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if self
+            .root_token
+            .as_ref()
+            .is_some_and(|t| t.len() < MIN_ROOT_TOKEN_LEN)
+        {
+            return Err(SettingsError::WeakRootToken);
+        }
+        if !(1..=10_000).contains(&self.policy_deadline_ms) {
+            return Err(SettingsError::OutOfRange("policy_deadline_ms", 1, 10_000));
+        }
+        if !(1..=1_000_000_000).contains(&self.rhai_max_operations) {
+            return Err(SettingsError::OutOfRange(
+                "rhai_max_operations",
+                1,
+                1_000_000_000,
+            ));
+        }
+        if !(1024..=64 << 20).contains(&self.max_body_bytes) {
+            return Err(SettingsError::OutOfRange("max_body_bytes", 1024, 64 << 20));
+        }
+        if !(1024..=64 << 20).contains(&self.max_code_bytes) {
+            return Err(SettingsError::OutOfRange("max_code_bytes", 1024, 64 << 20));
+        }
+        Ok(())
+    }
+
+    /// The policy limits these settings give.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            deadline: Duration::from_millis(self.policy_deadline_ms),
+            rhai_max_operations: self.rhai_max_operations,
+            max_code_bytes: self.max_code_bytes,
+            ..Limits::default()
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Durable storage behind one interface.
+//!
+//! [`Store`] is what the server needs from a database. The embedded
+//! implementation ([`sqlite::SqliteStore`]) is the default; a cluster
+//! implementation on PostgreSQL and Redis satisfies the same trait.
+//!
+//! **The decide path never calls the store**: everything it reads is loaded
+//! into the [`Registry`](crate::registry::Registry) at start and kept current
+//! by the write handlers.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::model::policy::EngineKind;
+use crate::model::{KeyHash, Name, Role};
+
+/// A failed store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing being created exists already.
+    #[error("already exists")]
+    Conflict,
+    /// The database failed or returned something unreadable.
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+}
+
+/// A stored API key (never the secret itself).
+#[derive(Clone, Debug)]
+pub struct KeyRecord {
+    /// Public identifier of the key.
+    pub id: String,
+    /// The tenant the key belongs to.
+    pub tenant: Name,
+    /// What the key may do.
+    pub role: Role,
+    /// SHA-256 of the secret.
+    pub hash: KeyHash,
+}
+
+/// A policy version to store.
+#[derive(Clone, Debug)]
+pub struct NewVersion {
+    /// Owning tenant.
+    pub tenant: Name,
+    /// Policy (decision point) name.
+    pub name: Name,
+    /// Engine that runs `code`.
+    pub engine: EngineKind,
+    /// Rhai source bytes or the WASM module.
+    pub code: Vec<u8>,
+    /// The bundle's stored JSON form.
+    pub bundle_json: String,
+    /// Whether to make this version live in the same transaction.
+    pub activate: bool,
+    /// Id of the key that uploaded it.
+    pub actor: String,
+}
+
+/// A stored policy version.
+#[derive(Clone, Debug)]
+pub struct StoredVersion {
+    /// Owning tenant.
+    pub tenant: Name,
+    /// Policy name.
+    pub name: Name,
+    /// Version number, from 1.
+    pub version: u32,
+    /// Engine that runs `code`.
+    pub engine: EngineKind,
+    /// Rhai source bytes or the WASM module.
+    pub code: Vec<u8>,
+    /// The bundle's stored JSON form.
+    pub bundle_json: String,
+}
+
+/// One version in a policy's history.
+#[derive(Clone, Debug)]
+pub struct VersionInfo {
+    /// Version number.
+    pub version: u32,
+    /// Engine.
+    pub engine: EngineKind,
+    /// Upload time, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Key id of the uploader.
+    pub created_by: String,
+}
+
+/// One entry of a policy's audit trail.
+#[derive(Clone, Debug)]
+pub struct PolicyEvent {
+    /// `uploaded` or `activated`.
+    pub event: String,
+    /// The version concerned.
+    pub version: u32,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Key id of the actor.
+    pub by: String,
+}
+
+/// Everything stored about one policy name.
+#[derive(Clone, Debug)]
+pub struct PolicyHistory {
+    /// Live version, if any.
+    pub live: Option<u32>,
+    /// Every version, oldest first.
+    pub versions: Vec<VersionInfo>,
+    /// Audit trail, oldest first.
+    pub events: Vec<PolicyEvent>,
+}
+
+/// A row of the policy list.
+#[derive(Clone, Debug)]
+pub struct PolicySummary {
+    /// Policy name.
+    pub name: Name,
+    /// Live version, if any.
+    pub live: Option<u32>,
+    /// Newest version.
+    pub latest: u32,
+}
+
+/// What the server loads into memory at start.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Every tenant with its settings JSON.
+    pub tenants: Vec<(Name, String)>,
+    /// Every key that is not revoked.
+    pub keys: Vec<KeyRecord>,
+    /// The live version of every policy.
+    pub live: Vec<StoredVersion>,
+}
+
+/// Durable storage for tenants, keys and policies.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Loads what the server keeps in memory.
+    async fn snapshot(&self) -> Result<Snapshot, StoreError>;
+    /// Creates a tenant with its first keys; [`StoreError::Conflict`] if the id is taken.
+    async fn create_tenant(
+        &self,
+        tenant: &Name,
+        settings_json: &str,
+        keys: &[KeyRecord],
+    ) -> Result<(), StoreError>;
+    /// Adds keys to an existing tenant.
+    async fn add_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError>;
+    /// Checks the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Replaces a tenant's settings.
+    async fn update_tenant_settings(
+        &self,
+        tenant: &Name,
+        settings_json: &str,
+    ) -> Result<(), StoreError>;
+    /// Stores a new version (numbered one past the newest) and returns its number.
+    async fn create_version(&self, version: NewVersion) -> Result<u32, StoreError>;
+    /// Reads one version.
+    async fn version(
+        &self,
+        tenant: &Name,
+        name: &Name,
+        version: u32,
+    ) -> Result<Option<StoredVersion>, StoreError>;
+    /// Makes an existing version live.
+    async fn activate(
+        &self,
+        tenant: &Name,
+        name: &Name,
+        version: u32,
+        actor: &str,
+    ) -> Result<(), StoreError>;
+    /// Lists a tenant's policies.
+    async fn policies(&self, tenant: &Name) -> Result<Vec<PolicySummary>, StoreError>;
+    /// A policy's versions and audit trail; `None` if it has no versions.
+    async fn history(
+        &self,
+        tenant: &Name,
+        name: &Name,
+    ) -> Result<Option<PolicyHistory>, StoreError>;
+}

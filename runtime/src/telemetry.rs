@@ -1,0 +1,68 @@
+//! Metric names and the helpers that emit them.
+//!
+//! The library only emits, through the `metrics` facade; the binary installs
+//! the Prometheus recorder. Labels have few values (route template, engine,
+//! reason), never customer or tenant ids.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_histogram, histogram};
+
+use crate::model::policy::EngineKind;
+
+/// Decisions answered, by `outcome` (`policy` or `fallback`).
+pub const DECISIONS: &str = "moment_decisions_total";
+/// Fallbacks served, by `engine` and `reason`.
+pub const FALLBACKS: &str = "moment_policy_fallbacks_total";
+/// Time spent in policy calls, by `engine`.
+pub const POLICY_SECONDS: &str = "moment_policy_call_seconds";
+/// HTTP responses, by `route`, `method` and `status`.
+pub const HTTP_REQUESTS: &str = "moment_http_requests_total";
+/// HTTP latency, by `route`.
+pub const HTTP_SECONDS: &str = "moment_http_request_seconds";
+
+/// Registers descriptions for every metric; call once after installing a recorder.
+pub fn describe() {
+    describe_counter!(
+        DECISIONS,
+        "Decisions answered, by outcome (policy or fallback)"
+    );
+    describe_counter!(FALLBACKS, "Fallback answers, by engine and failure reason");
+    describe_histogram!(
+        POLICY_SECONDS,
+        metrics::Unit::Seconds,
+        "Policy call duration"
+    );
+    describe_counter!(
+        HTTP_REQUESTS,
+        "HTTP responses, by route template, method and status"
+    );
+    describe_histogram!(
+        HTTP_SECONDS,
+        metrics::Unit::Seconds,
+        "HTTP request duration"
+    );
+}
+
+/// Records one policy call.
+pub fn policy_call(engine: EngineKind, took: Duration) {
+    histogram!(POLICY_SECONDS, "engine" => engine.as_str()).record(took.as_secs_f64());
+}
+
+/// Records one answered decision.
+pub fn decision(fallback: bool) {
+    let outcome = if fallback { "fallback" } else { "policy" };
+    counter!(DECISIONS, "outcome" => outcome).increment(1);
+}
+
+/// Records one fallback and why.
+pub fn fallback(engine: EngineKind, reason: &'static str) {
+    counter!(FALLBACKS, "engine" => engine.as_str(), "reason" => reason).increment(1);
+}
+
+/// Records one HTTP response.
+pub fn http(route: String, method: String, status: u16, took: Duration) {
+    histogram!(HTTP_SECONDS, "route" => route.clone()).record(took.as_secs_f64());
+    counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status.to_string())
+        .increment(1);
+}
