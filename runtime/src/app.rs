@@ -42,6 +42,9 @@ pub enum StartError {
         /// Why.
         source: LoadError,
     },
+    /// The WebAssembly engine could not be configured.
+    #[error("wasm engine: {0:#}")]
+    Engine(wasmtime::Error),
     /// The demo tenant could not be set up.
     #[error("demo: {0}")]
     Demo(#[from] ServiceError),
@@ -66,7 +69,7 @@ impl Application {
     ) -> Result<Self, StartError> {
         settings.validate()?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data)?);
-        let engines = Arc::new(Engines::new(settings.limits()));
+        let engines = Arc::new(Engines::new(settings.limits()).map_err(StartError::Engine)?);
         let registry = Arc::new(Registry::new(settings.policy_cache_versions));
         load(&*store, &registry, &engines).await?;
         let service = Arc::new(Service::new(

@@ -5,6 +5,7 @@
 //! and comes out. Every way a policy can fail is a [`PolicyError`] variant.
 
 pub mod rhai_engine;
+pub mod wasm_engine;
 
 use std::time::Duration;
 
@@ -22,9 +23,13 @@ pub struct Limits {
     pub rhai_max_operations: u64,
     /// Largest Rhai string, array or map a call may build (bytes or items).
     pub rhai_max_data: usize,
-    /// Largest input document, in bytes of JSON.
+    /// WASM fuel (roughly, instructions) one call may burn.
+    pub wasm_fuel: u64,
+    /// Largest linear memory a WASM policy may have, in bytes.
+    pub wasm_memory_bytes: usize,
+    /// Largest input document a WASM policy receives, in bytes of JSON.
     pub max_input_bytes: usize,
-    /// Largest output, in bytes of JSON (WASM) or actions (Rhai).
+    /// Largest output a WASM policy may return, in bytes of JSON.
     pub max_output_bytes: usize,
     /// Largest policy source or module accepted at upload.
     pub max_code_bytes: usize,
@@ -36,8 +41,10 @@ impl Default for Limits {
             deadline: Duration::from_millis(20),
             rhai_max_operations: 1_000_000,
             rhai_max_data: 64 * 1024,
-            max_input_bytes: 256 * 1024,
-            max_output_bytes: 256 * 1024,
+            wasm_fuel: 10_000_000,
+            wasm_memory_bytes: 16 * 1024 * 1024,
+            max_input_bytes: 64 * 1024,
+            max_output_bytes: 64 * 1024,
             max_code_bytes: 4 * 1024 * 1024,
         }
     }
@@ -150,12 +157,20 @@ pub enum CompileError {
     /// The script defines no `fn decide(ctx)`.
     #[error("the script must define `fn decide(ctx)` taking one parameter")]
     MissingDecide,
+    /// The bytes are not a valid WebAssembly module.
+    #[error("not a valid WebAssembly module: {0}")]
+    NotWasm(String),
+    /// The module does not follow ABI v1.
+    #[error("the module does not follow ABI v1: {0}")]
+    Abi(String),
 }
 
 /// Compiled policy code, ready to run.
 pub enum Program {
     /// A compiled Rhai script.
     Rhai(rhai_engine::Script),
+    /// A compiled, pre-linked WebAssembly module.
+    Wasm(wasm_engine::WasmModule),
 }
 
 impl Program {
@@ -163,6 +178,7 @@ impl Program {
     pub fn engine(&self) -> EngineKind {
         match self {
             Program::Rhai(_) => EngineKind::Rhai,
+            Program::Wasm(_) => EngineKind::Wasm,
         }
     }
 }
@@ -170,16 +186,18 @@ impl Program {
 /// The engines, built once at start and shared by every decision.
 pub struct Engines {
     rhai: rhai_engine::RhaiEngine,
+    wasm: wasm_engine::WasmEngine,
     limits: Limits,
 }
 
 impl Engines {
     /// Builds every engine with `limits`.
-    pub fn new(limits: Limits) -> Self {
-        Self {
+    pub fn new(limits: Limits) -> Result<Self, wasmtime::Error> {
+        Ok(Self {
             rhai: rhai_engine::RhaiEngine::new(&limits),
+            wasm: wasm_engine::WasmEngine::new(&limits)?,
             limits,
-        }
+        })
     }
 
     /// The limits the engines enforce.
@@ -200,7 +218,7 @@ impl Engines {
                 let source = std::str::from_utf8(code).map_err(|_| CompileError::NotUtf8)?;
                 self.rhai.compile(source).map(Program::Rhai)
             }
-            EngineKind::Wasm => unreachable!("wasm engine arrives with its own module"),
+            EngineKind::Wasm => self.wasm.compile(code).map(Program::Wasm),
         }
     }
 
@@ -212,6 +230,7 @@ impl Engines {
     ) -> Result<Vec<Scored>, PolicyError> {
         match program {
             Program::Rhai(script) => self.rhai.run(script, input, &self.limits),
+            Program::Wasm(module) => self.wasm.run(module, input, &self.limits),
         }
     }
 }

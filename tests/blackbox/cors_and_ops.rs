@@ -1,0 +1,87 @@
+//! Operator routes and browser access.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{BY_VALUE, Server, expect};
+
+#[tokio::test]
+async fn health_readiness_metrics_and_openapi() {
+    let server = Server::start();
+    let get = |path: &str| server.client.get(server.url(path)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(get("/readyz").await.unwrap().status(), StatusCode::OK);
+    let spec: serde_json::Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    for path in [
+        "/v1/decide",
+        "/v1/tenants",
+        "/v1/policies/{name}/versions",
+        "/v1/policies/{name}/activate",
+    ] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains(
+            "moment_http_requests_total{route=\"/openapi.json\",method=\"GET\",status=\"200\"}"
+        ),
+        "{metrics}"
+    );
+    expect(get("/no/such/route").await.unwrap(), StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn browsers_may_call_decide_from_allowed_origins() {
+    let server = Server::start();
+    let keys = server.tenant("acme").await;
+    server.upload_rhai(&keys.editor, "hero", BY_VALUE).await;
+
+    let preflight = server
+        .client
+        .request(reqwest::Method::OPTIONS, server.url("/v1/decide"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+
+    let ask = json!({"point": "hero", "customer_id": "c-1"});
+    let from = |origin: &'static str| {
+        server
+            .post("/v1/decide", &keys.decide, &ask)
+            .header("origin", origin)
+            .send()
+    };
+    let ok = from("https://shop.example").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    expect(ok, StatusCode::OK).await;
+
+    let settings = json!({"cors_origins": ["https://shop.example"]});
+    let patch = server
+        .client
+        .patch(server.url("/v1/tenant"))
+        .bearer_auth(&keys.admin)
+        .json(&settings);
+    expect(patch.send().await.unwrap(), StatusCode::OK).await;
+    expect(from("https://shop.example").await.unwrap(), StatusCode::OK).await;
+    expect(
+        from("https://evil.example").await.unwrap(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+}

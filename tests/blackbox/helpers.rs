@@ -1,0 +1,210 @@
+//! Starting servers and talking to them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const ROOT_TOKEN: &str = "test-root-token-0123456789";
+
+/// A running `moment serve`, killed (SIGKILL) on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub client: Client,
+    data: PathBuf,
+    _dir: Option<TempDir>,
+}
+
+impl Server {
+    /// Starts a server on a fresh data directory.
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts a server on a fresh data directory with extra flags.
+    pub fn start_with(flags: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_path_buf();
+        let mut server = Server::start_on(&data, flags);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts a server on `data` with extra flags.
+    pub fn start_on(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_moment"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .args(extra)
+            .env("MOMENT_ROOT_TOKEN", ROOT_TOKEN)
+            .env("MOMENT_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("server printed nothing").unwrap();
+        let base = first
+            .strip_prefix("moment listening on ")
+            .expect(&first)
+            .to_owned();
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Server {
+            child,
+            base,
+            client: Client::new(),
+            data: data.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    /// Kills the process with SIGKILL and starts a new one on the same data.
+    pub fn kill_and_restart(mut self) -> Server {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let mut next = Server::start_on(&self.data, &[]);
+        next._dir = self._dir.take();
+        next
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get(&self, path: &str, key: &str) -> RequestBuilder {
+        self.client.get(self.url(path)).bearer_auth(key)
+    }
+
+    pub fn post(&self, path: &str, key: &str, body: &Value) -> RequestBuilder {
+        self.client.post(self.url(path)).bearer_auth(key).json(body)
+    }
+
+    /// Creates a tenant; returns its keys.
+    pub async fn tenant(&self, id: &str) -> Keys {
+        let res = self
+            .post("/v1/tenants", ROOT_TOKEN, &json!({ "id": id }))
+            .send()
+            .await
+            .unwrap();
+        let body = expect(res, StatusCode::CREATED).await;
+        Keys {
+            admin: body["keys"]["admin"].as_str().unwrap().to_owned(),
+            editor: body["keys"]["editor"].as_str().unwrap().to_owned(),
+            decide: body["keys"]["decide"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Uploads a policy version; returns the raw response.
+    pub async fn upload(&self, key: &str, name: &str, bundle: &Value) -> Response {
+        self.post(&format!("/v1/policies/{name}/versions"), key, bundle)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads a Rhai policy over `catalog()` and activates it; returns the version.
+    pub async fn upload_rhai(&self, key: &str, name: &str, source: &str) -> u64 {
+        let res = self.upload(key, name, &rhai_bundle(source)).await;
+        expect(res, StatusCode::CREATED).await["version"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Asks for a decision; returns the raw response.
+    pub async fn decide(&self, key: &str, body: &Value) -> Response {
+        self.post("/v1/decide", key, body).send().await.unwrap()
+    }
+
+    /// Asks for a decision that must succeed; returns its body.
+    pub async fn decide_ok(&self, key: &str, body: &Value) -> Value {
+        expect(self.decide(key, body).await, StatusCode::OK).await
+    }
+
+    /// The Prometheus text.
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Keys {
+    pub admin: String,
+    pub editor: String,
+    pub decide: String,
+}
+
+/// Asserts the status and returns the JSON body.
+pub async fn expect(res: Response, status: StatusCode) -> Value {
+    let got = res.status();
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = res.json().await.unwrap_or(Value::Null);
+    assert_eq!(got, status, "body: {body}");
+    if !status.is_success() {
+        assert_eq!(
+            content_type.as_deref(),
+            Some("application/problem+json"),
+            "{body}"
+        );
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{body}"
+        );
+    }
+    body
+}
+
+/// A small catalog: three offers and a fallback message.
+pub fn catalog() -> Value {
+    json!([
+        {"id": "small", "kind": "offer", "value": 5.0, "payload": {"headline": "5 off"}},
+        {"id": "medium", "kind": "offer", "value": 10.0, "payload": {"headline": "10 off"}},
+        {"id": "large", "kind": "offer", "value": 20.0, "tags": ["premium"], "payload": {"headline": "20 off"}},
+        {"id": "welcome", "kind": "message", "payload": {"headline": "Welcome"}}
+    ])
+}
+
+/// A Rhai bundle over `catalog()` with `welcome` as fallback, activated.
+pub fn rhai_bundle(source: &str) -> Value {
+    json!({"engine": "rhai", "source": source, "catalog": catalog(), "fallback": ["welcome"], "activate": true})
+}
+
+/// Scores every candidate by its value.
+pub const BY_VALUE: &str = r#"
+fn decide(ctx) {
+    let out = [];
+    for c in ctx.candidates {
+        if c.kind == "offer" { out.push(#{ id: c.id, score: c.value }); }
+    }
+    out
+}
+"#;
+
+/// Action ids of a decide answer, in order.
+pub fn ids(decision: &Value) -> Vec<String> {
+    decision["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect()
+}

@@ -1,0 +1,13 @@
+//! Black-box tests: each starts the real `moment` binary on port 0 with its
+//! own data directory and talks to it over HTTP, as a user would.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod helpers;
+
+mod cors_and_ops;
+mod decide;
+mod policies;
+mod restart;
+mod tenants;
+mod wasm;
