@@ -32,6 +32,12 @@ pub struct Settings {
     /// Rhai operations one policy call may perform.
     #[arg(long, env = "MOMENT_RHAI_MAX_OPERATIONS", default_value_t = 1_000_000)]
     pub rhai_max_operations: u64,
+    /// WASM fuel (about one unit per instruction) one policy call may burn.
+    #[arg(long, env = "MOMENT_WASM_FUEL", default_value_t = 10_000_000)]
+    pub wasm_fuel: u64,
+    /// Largest linear memory of a WASM policy, in bytes.
+    #[arg(long, env = "MOMENT_WASM_MEMORY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub wasm_memory_bytes: usize,
     /// Largest request body, in bytes (policy uploads excepted).
     #[arg(long, env = "MOMENT_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -64,6 +70,8 @@ impl Settings {
             root_token: None,
             policy_deadline_ms: 20,
             rhai_max_operations: 1_000_000,
+            wasm_fuel: 10_000_000,
+            wasm_memory_bytes: 16 * 1024 * 1024,
             max_body_bytes: 1024 * 1024,
             max_code_bytes: 4 * 1024 * 1024,
             policy_cache_versions: NonZeroUsize::MIN.saturating_add(4095),
@@ -89,6 +97,20 @@ impl Settings {
                 1_000_000_000,
             ));
         }
+        if !(1_000..=10_000_000_000).contains(&self.wasm_fuel) {
+            return Err(SettingsError::OutOfRange(
+                "wasm_fuel",
+                1_000,
+                10_000_000_000,
+            ));
+        }
+        if !(64 << 10..=1 << 30).contains(&self.wasm_memory_bytes) {
+            return Err(SettingsError::OutOfRange(
+                "wasm_memory_bytes",
+                64 << 10,
+                1 << 30,
+            ));
+        }
         if !(1024..=64 << 20).contains(&self.max_body_bytes) {
             return Err(SettingsError::OutOfRange("max_body_bytes", 1024, 64 << 20));
         }
@@ -103,6 +125,8 @@ impl Settings {
         Limits {
             deadline: Duration::from_millis(self.policy_deadline_ms),
             rhai_max_operations: self.rhai_max_operations,
+            wasm_fuel: self.wasm_fuel,
+            wasm_memory_bytes: self.wasm_memory_bytes,
             max_code_bytes: self.max_code_bytes,
             ..Limits::default()
         }

@@ -1,1 +1,234 @@
+//! WASM policies over HTTP: reference policies, agreement with Rhai, the
+//! hostile corpus, and uploads outside the ABI.
 
+use base64::Engine as _;
+use moment_policy_artifacts::{
+    CORPUS_DIR, KIOSK_BASKET_BUNDLE, KIOSK_BASKET_CASES, KIOSK_BASKET_WASM, TELCO_RETENTION_BUNDLE,
+    TELCO_RETENTION_CASES, TELCO_RETENTION_RHAI, TELCO_RETENTION_WASM,
+};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Server, expect, ids};
+
+fn wasm_upload(bundle: &str, module: &[u8]) -> Value {
+    let mut upload: Value = serde_json::from_str(bundle).unwrap();
+    upload["engine"] = json!("wasm");
+    upload["wasm"] = json!(base64::engine::general_purpose::STANDARD.encode(module));
+    upload["activate"] = json!(true);
+    upload
+}
+
+fn rhai_upload(bundle: &str, source: &str) -> Value {
+    let mut upload: Value = serde_json::from_str(bundle).unwrap();
+    upload["engine"] = json!("rhai");
+    upload["source"] = json!(source);
+    upload["activate"] = json!(true);
+    upload
+}
+
+fn corpus(name: &str) -> Vec<u8> {
+    wat::parse_file(format!("{CORPUS_DIR}/{name}.wat")).unwrap()
+}
+
+fn request(case: &Value, point: &str) -> Value {
+    let mut request = case["request"].clone();
+    request["point"] = json!(point);
+    request
+}
+
+#[tokio::test]
+async fn reference_wasm_policies_rank_every_case_as_expected() {
+    let server = Server::start();
+    let keys = server.tenant("acme").await;
+    for (point, bundle, module, cases) in [
+        (
+            "retention-call",
+            TELCO_RETENTION_BUNDLE,
+            TELCO_RETENTION_WASM,
+            TELCO_RETENTION_CASES,
+        ),
+        (
+            "kiosk-checkout",
+            KIOSK_BASKET_BUNDLE,
+            KIOSK_BASKET_WASM,
+            KIOSK_BASKET_CASES,
+        ),
+    ] {
+        expect(
+            server
+                .upload(&keys.editor, point, &wasm_upload(bundle, module))
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+        let cases: Vec<Value> = serde_json::from_str(cases).unwrap();
+        assert!(cases.len() >= 8);
+        for case in &cases {
+            let answer = server.decide_ok(&keys.decide, &request(case, point)).await;
+            assert_eq!(answer["fallback"], false, "{}", case["name"]);
+            assert_eq!(json!(ids(&answer)), case["expect"], "{}", case["name"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn rhai_and_wasm_telco_policies_agree_on_every_case() {
+    let server = Server::start();
+    let keys = server.tenant("acme").await;
+    let wasm = wasm_upload(TELCO_RETENTION_BUNDLE, TELCO_RETENTION_WASM);
+    expect(
+        server.upload(&keys.editor, "telco-wasm", &wasm).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let rhai = rhai_upload(TELCO_RETENTION_BUNDLE, TELCO_RETENTION_RHAI);
+    expect(
+        server.upload(&keys.editor, "telco-rhai", &rhai).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    let cases: Vec<Value> = serde_json::from_str(TELCO_RETENTION_CASES).unwrap();
+    for case in &cases {
+        let mut all = request(case, "telco-wasm");
+        all["limit"] = json!(100);
+        let from_wasm = server.decide_ok(&keys.decide, &all).await;
+        all["point"] = json!("telco-rhai");
+        let from_rhai = server.decide_ok(&keys.decide, &all).await;
+        assert_eq!(ids(&from_wasm), ids(&from_rhai), "{}", case["name"]);
+        let scores = |d: &Value| {
+            d["actions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["score"].as_f64().unwrap())
+                .collect::<Vec<_>>()
+        };
+        for (w, r) in scores(&from_wasm).into_iter().zip(scores(&from_rhai)) {
+            assert!((w - r).abs() < 1e-9, "{}: {w} vs {r}", case["name"]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn hostile_modules_get_the_fallback_while_other_tenants_keep_deciding() {
+    let server = Server::start();
+    let good = server.tenant("good").await;
+    let evil = server.tenant("evil").await;
+    let telco = wasm_upload(TELCO_RETENTION_BUNDLE, TELCO_RETENTION_WASM);
+    expect(
+        server.upload(&good.editor, "retention-call", &telco).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let hostile = [
+        ("loop_forever", &["deadline", "fuel"][..]),
+        ("trap", &["trap"]),
+        ("grow_memory", &["memory"]),
+        ("recurse", &["stack_overflow"]),
+        ("out_of_bounds", &["bad_output"]),
+        ("huge_output", &["output_too_large"]),
+        ("not_json", &["bad_output"]),
+        ("unknown_action", &["unknown_action"]),
+    ];
+    for (name, _) in hostile {
+        let upload = wasm_upload(TELCO_RETENTION_BUNDLE, &corpus(name));
+        expect(
+            server
+                .upload(&evil.editor, &name.replace('_', "-"), &upload)
+                .await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+
+    let cases: Vec<Value> = serde_json::from_str(TELCO_RETENTION_CASES).unwrap();
+    let good_traffic = async {
+        for round in 0..5 {
+            for case in &cases {
+                let answer = server
+                    .decide_ok(&good.decide, &request(case, "retention-call"))
+                    .await;
+                assert_eq!(answer["fallback"], false, "round {round}: {}", case["name"]);
+            }
+        }
+    };
+    let evil_traffic = async {
+        for (name, reasons) in hostile {
+            let ask =
+                json!({"point": name.replace('_', "-"), "customer_id": "c-1", "explain": true});
+            let answer = server.decide_ok(&evil.decide, &ask).await;
+            assert_eq!(answer["fallback"], true, "{name}");
+            assert_eq!(ids(&answer), ["generic-welcome"], "{name}");
+            let reason = answer["explain"]["generic-welcome"]["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(reasons.contains(&reason.as_str()), "{name}: {reason}");
+        }
+    };
+    tokio::join!(good_traffic, evil_traffic);
+    let metrics = server.metrics().await;
+    assert!(
+        metrics
+            .contains("moment_policy_fallbacks_total{engine=\"wasm\",reason=\"stack_overflow\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn modules_outside_the_abi_are_refused_at_upload() {
+    let server = Server::start();
+    let keys = server.tenant("acme").await;
+    let refused = |module: Vec<u8>| wasm_upload(TELCO_RETENTION_BUNDLE, &module);
+    let problem = expect(
+        server
+            .upload(&keys.editor, "p", &refused(corpus("wasi_import")))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("wasi_snapshot_preview1.fd_write"),
+        "{problem}"
+    );
+    let problem = expect(
+        server
+            .upload(&keys.editor, "p", &refused(corpus("no_exports")))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("memory"),
+        "{problem}"
+    );
+    let random: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    expect(
+        server.upload(&keys.editor, "p", &refused(random)).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let mut not_base64 = wasm_upload(TELCO_RETENTION_BUNDLE, b"");
+    not_base64["wasm"] = json!("%%% not base64 %%%");
+    expect(
+        server.upload(&keys.editor, "p", &not_base64).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    expect(
+        server
+            .get("/v1/policies/p", &keys.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}

@@ -7,6 +7,9 @@
 pub mod rhai_engine;
 pub mod wasm_engine;
 
+#[cfg(test)]
+mod corpus_tests;
+
 use std::time::Duration;
 
 use serde::Serialize;

@@ -39,6 +39,13 @@ pub struct WasmModule {
     pre: InstancePre<Host>,
 }
 
+impl WasmModule {
+    /// Whether two handles share one compilation (the content-hash cache hit).
+    pub fn same_compilation(&self, other: &WasmModule) -> bool {
+        Module::same(self.pre.module(), other.pre.module())
+    }
+}
+
 /// Per-decision host state: the memory limiter.
 struct Host {
     memory_cap: usize,

@@ -28,15 +28,15 @@ pub async fn decide(
     ApiJson(request): ApiJson<DecideRequest>,
 ) -> Result<Json<DecideResponse>, ApiError> {
     caller.require(Role::Decide)?;
-    if let Some(origin) = headers.get(ORIGIN).and_then(|o| o.to_str().ok()) {
-        if !registry
+    let origin = headers.get(ORIGIN).and_then(|o| o.to_str().ok());
+    if let Some(origin) = origin
+        && !registry
             .tenant_settings(&caller.tenant)
             .allows_origin(origin)
-        {
-            return Err(ApiError::forbidden(format!(
-                "origin {origin:?} is not among this tenant's allowed CORS origins"
-            )));
-        }
+    {
+        return Err(ApiError::forbidden(format!(
+            "origin {origin:?} is not among this tenant's allowed CORS origins"
+        )));
     }
     let limit = request
         .check()
