@@ -1,0 +1,92 @@
+//! Replays `cases.json` against the policy, the way the host would.
+
+#![allow(clippy::unwrap_used)]
+
+use moment_policy_kiosk_basket::decide;
+use moment_sdk::testing::{Bundle, Case, ids, rank};
+use moment_sdk::{Context, Ranked};
+
+const BUNDLE: &str = include_str!("../bundle.json");
+const CASES: &str = include_str!("../cases.json");
+
+fn load() -> (Bundle, Vec<Case>) {
+    (
+        serde_json::from_str(BUNDLE).unwrap(),
+        serde_json::from_str(CASES).unwrap(),
+    )
+}
+
+#[test]
+fn every_case_ranks_as_expected() {
+    let (bundle, cases) = load();
+    assert!(cases.len() >= 8);
+    for case in &cases {
+        let got = case.run(&bundle, decide);
+        assert_eq!(ids(&got), case.expect, "case {:?}: {got:?}", case.name);
+    }
+}
+
+#[test]
+fn cases_have_no_ties_at_the_cut() {
+    let (bundle, cases) = load();
+    for case in &cases {
+        let ctx: Context = serde_json::from_value(case.input(&bundle)).unwrap();
+        let all = rank(decide(&ctx), usize::MAX);
+        let shown = (case.limit() + 1).min(all.len());
+        for pair in all[..shown].windows(2) {
+            // A clear gap, so that float parsing on the way through the
+            // host can never swap them.
+            let gap = pair[0].score - pair[1].score;
+            assert!(
+                gap > 1e-9 * pair[0].score,
+                "case {:?}: near tie in {all:?}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn bundle_is_well_formed() {
+    let (bundle, cases) = load();
+    let catalog: Vec<&str> = bundle.catalog.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(bundle.fallback, ["generic-welcome"]);
+    assert!(
+        bundle
+            .fallback
+            .iter()
+            .all(|id| catalog.contains(&id.as_str()))
+    );
+    for case in &cases {
+        assert!(case.expect.iter().all(|id| catalog.contains(&id.as_str())));
+    }
+    for entry in &bundle.catalog {
+        assert!(entry.payload["headline"].is_string(), "{}", entry.id);
+    }
+}
+
+/// What `moment_decide` answers.
+#[derive(serde::Deserialize)]
+struct Answer {
+    actions: Vec<Ranked>,
+}
+
+#[test]
+fn the_abi_path_agrees_with_the_direct_call() {
+    let (bundle, cases) = load();
+    for case in &cases {
+        let input = serde_json::to_vec(&case.input(&bundle)).unwrap();
+        let output = moment_sdk::abi::decide_json(&input, decide);
+        let answer: Answer = serde_json::from_slice(&output).unwrap();
+        let ctx: Context = serde_json::from_value(case.input(&bundle)).unwrap();
+        let direct = decide(&ctx);
+        assert_eq!(ids(&answer.actions), ids(&direct), "case {:?}", case.name);
+        for (a, b) in answer.actions.iter().zip(&direct) {
+            // serde_json's default float parsing may be off by one ulp.
+            assert!(
+                (a.score - b.score).abs() <= 1e-12 * b.score.abs(),
+                "{a:?} vs {b:?}"
+            );
+        }
+    }
+}
