@@ -7,7 +7,9 @@
 use crate::model::Name;
 use crate::model::policy::{EngineKind, StoredBundle};
 use crate::registry::{Registry, TenantSettings};
-use crate::service::{PolicyUpload, Service, ServiceError, TenantKeys};
+use moment_policy_artifacts as artifacts;
+
+use crate::service::{NewPolicy, Service, ServiceError, TenantKeys};
 
 /// The demo tenant's id.
 pub const TENANT: &str = "demo";
@@ -19,16 +21,32 @@ pub type DemoKeys = TenantKeys;
 struct Reference {
     point: &'static str,
     engine: EngineKind,
-    source: &'static str,
+    code: &'static [u8],
     bundle: &'static str,
 }
 
-const REFERENCES: &[Reference] = &[Reference {
-    point: "retention-call",
-    engine: EngineKind::Rhai,
-    source: include_str!("../../policies/telco-retention/policy.rhai"),
-    bundle: include_str!("../../policies/telco-retention/bundle.json"),
-}];
+/// Call-center retention in Rhai (readable by marketers), the same policy
+/// compiled to WASM, and the kiosk basket policy in WASM.
+const REFERENCES: &[Reference] = &[
+    Reference {
+        point: "retention-call",
+        engine: EngineKind::Rhai,
+        code: artifacts::TELCO_RETENTION_RHAI.as_bytes(),
+        bundle: artifacts::TELCO_RETENTION_BUNDLE,
+    },
+    Reference {
+        point: "retention-call-wasm",
+        engine: EngineKind::Wasm,
+        code: artifacts::TELCO_RETENTION_WASM,
+        bundle: artifacts::TELCO_RETENTION_BUNDLE,
+    },
+    Reference {
+        point: "kiosk-checkout",
+        engine: EngineKind::Wasm,
+        code: artifacts::KIOSK_BASKET_WASM,
+        bundle: artifacts::KIOSK_BASKET_BUNDLE,
+    },
+];
 
 /// Creates or re-keys the demo tenant and installs the reference policies.
 pub async fn seed(service: &Service, registry: &Registry) -> Result<DemoKeys, ServiceError> {
@@ -49,15 +67,16 @@ pub async fn seed(service: &Service, registry: &Registry) -> Result<DemoKeys, Se
         let bundle: StoredBundle = serde_json::from_str(reference.bundle).map_err(|e| {
             ServiceError::Invalid(format!("reference bundle {}: {e}", reference.point))
         })?;
-        let upload = PolicyUpload {
+        let version = NewPolicy {
             engine: reference.engine,
-            source: Some(reference.source.to_owned()),
-            wasm: None,
+            code: reference.code.to_vec(),
             catalog: bundle.catalog,
             fallback: bundle.fallback,
             activate: true,
         };
-        service.upload(&tenant, &point, upload, "demo").await?;
+        service
+            .create_version(&tenant, &point, version, "demo")
+            .await?;
     }
     Ok(keys)
 }

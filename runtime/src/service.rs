@@ -38,6 +38,35 @@ pub struct PolicyUpload {
     pub activate: bool,
 }
 
+/// A policy version with its code decoded, ready to compile.
+#[derive(Debug)]
+pub struct NewPolicy {
+    /// Which engine runs `code`.
+    pub engine: EngineKind,
+    /// Rhai source bytes or the WASM module.
+    pub code: Vec<u8>,
+    /// The actions this policy ranks.
+    pub catalog: Vec<Action>,
+    /// Actions served when the policy fails.
+    pub fallback: Vec<String>,
+    /// Make this version live at once.
+    pub activate: bool,
+}
+
+impl TryFrom<PolicyUpload> for NewPolicy {
+    type Error = ServiceError;
+
+    fn try_from(upload: PolicyUpload) -> Result<Self, ServiceError> {
+        Ok(Self {
+            engine: upload.engine,
+            code: code_of(&upload)?,
+            catalog: upload.catalog,
+            fallback: upload.fallback,
+            activate: upload.activate,
+        })
+    }
+}
+
 /// The three keys of a tenant, shown once.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TenantKeys {
@@ -132,18 +161,23 @@ impl Service {
     }
 
     /// Validates, compiles and stores a new policy version; returns its number.
-    pub async fn upload(
+    pub async fn create_version(
         &self,
         tenant: &Name,
         name: &Name,
-        upload: PolicyUpload,
+        new: NewPolicy,
         actor: &str,
     ) -> Result<u32, ServiceError> {
-        let code = code_of(&upload)?;
-        let bundle = Bundle::new(upload.catalog, &upload.fallback)
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let NewPolicy {
+            engine,
+            code,
+            catalog,
+            fallback,
+            activate,
+        } = new;
+        let bundle =
+            Bundle::new(catalog, &fallback).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let engines = self.engines.clone();
-        let engine = upload.engine;
         let (program, code) =
             tokio::task::spawn_blocking(move || (engines.compile(engine, &code), code))
                 .await
@@ -161,7 +195,7 @@ impl Service {
                 engine,
                 code,
                 bundle_json,
-                activate: upload.activate,
+                activate,
                 actor: actor.to_owned(),
             })
             .await?;
@@ -171,7 +205,7 @@ impl Service {
             bundle,
             program,
         });
-        if upload.activate {
+        if activate {
             self.registry.set_live(tenant, loaded);
         } else {
             self.registry.cache(tenant, loaded);

@@ -16,6 +16,7 @@ pub struct Server {
     pub base: String,
     pub client: Client,
     data: PathBuf,
+    banner: Vec<String>,
     _dir: Option<TempDir>,
 }
 
@@ -51,6 +52,18 @@ impl Server {
             .strip_prefix("moment listening on ")
             .expect(&first)
             .to_owned();
+        // The demo banner comes right after the first line.
+        let mut banner = Vec::new();
+        if extra.contains(&"--demo") {
+            for line in lines.by_ref() {
+                let line = line.unwrap();
+                let done = line.trim_start().starts_with("curl");
+                banner.push(line);
+                if done {
+                    break;
+                }
+            }
+        }
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
         Server {
@@ -58,8 +71,19 @@ impl Server {
             base,
             client: Client::new(),
             data: data.to_path_buf(),
+            banner,
             _dir: None,
         }
+    }
+
+    /// The value printed after `label` in the demo banner (e.g. `decide:`).
+    pub fn banner_value(&self, label: &str) -> String {
+        let line = self
+            .banner
+            .iter()
+            .find(|l| l.trim_start().starts_with(label))
+            .expect(label);
+        line.trim_start()[label.len()..].trim().to_owned()
     }
 
     /// Kills the process with SIGKILL and starts a new one on the same data.

@@ -7,6 +7,7 @@ mod helpers;
 
 mod cors_and_ops;
 mod decide;
+mod demo;
 mod policies;
 mod restart;
 mod tenants;

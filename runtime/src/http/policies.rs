@@ -109,7 +109,7 @@ pub async fn upload(
     let name = policy_name(&name)?;
     let active = body.activate;
     let version = service
-        .upload(&caller.tenant, &name, body, &caller.key_id)
+        .create_version(&caller.tenant, &name, body.try_into()?, &caller.key_id)
         .await?;
     Ok((
         StatusCode::CREATED,
