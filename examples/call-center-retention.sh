@@ -14,7 +14,7 @@
 set -euo pipefail
 base=${1:-http://127.0.0.1:8080}
 here=$(cd "$(dirname "$0")" && pwd)
-: "${MOMENT_ROOT_TOKEN:?set MOMENT_ROOT_TOKEN to the server's operator token}"
+: "${MOMENT_ROOT_TOKEN:?set MOMENT_ROOT_TOKEN to the operator token of the server}"
 
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 call() { curl -sS --fail-with-body "$@" -H 'Content-Type: application/json'; echo; }
@@ -48,8 +48,12 @@ call "$base/v1/decide" -H "Authorization: Bearer $decide" -d '{
   "limit":2,"explain":true}'
 
 echo "== upload a broken version: callers get the fallback, never an error"
-call "$base/v1/policies/retention-call/versions" -H "Authorization: Bearer $editor" \
-  -d "$(echo "$upload" | python3 -c 'import json,sys; b=json.load(sys.stdin); b["source"]="fn decide(ctx) { throw \"oops\" }"; print(json.dumps(b))')"
+broken=$(echo "$upload" | python3 -c '
+import json, sys
+bundle = json.load(sys.stdin)
+bundle["source"] = "fn decide(ctx) { throw \"oops\" }"
+print(json.dumps(bundle))')
+call "$base/v1/policies/retention-call/versions" -H "Authorization: Bearer $editor" -d "$broken"
 call "$base/v1/decide" -H "Authorization: Bearer $decide" \
   -d '{"point":"retention-call","customer_id":"c-1001","stage":"at-risk","channel":"call-center"}'
 

@@ -64,7 +64,7 @@ fn print_demo(addr: &str, keys: &moment_runtime::demo::DemoKeys) {
     println!("  decide: {}", keys.decide);
     println!("try a decision:");
     println!(
-        "  curl -s http://{addr}/v1/decide -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n    -d '{{\"point\":\"retention-call\",\"customer_id\":\"c-42\",\"stage\":\"at-risk\",\"channel\":\"call-center\",\"attributes\":{{\"tenure_months\":14,\"complaints\":2}},\"context\":{{\"reason\":\"price\"}}}}'",
+        "  curl -s http://{addr}/v1/decide -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n    -d '{{\"point\":\"retention-call\",\"customer_id\":\"c-42\",\"stage\":\"at-risk\",\"channel\":\"call-center\",\"attributes\":{{\"tenure_months\":14,\"complaints_90d\":2}},\"context\":{{\"reason\":\"price\"}}}}'",
         keys.decide
     );
 }
