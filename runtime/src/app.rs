@@ -7,11 +7,13 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
+use crate::decisions::DecisionLog;
 use crate::demo;
 use crate::engine::Engines;
 use crate::http::auth::RootToken;
 use crate::http::{AppState, BodyLimits, router};
 use crate::model::KeyHash;
+use crate::profiles::Profiles;
 use crate::registry::{KeyInfo, LoadError, Registry, TenantSettings};
 use crate::service::{Service, ServiceError};
 use crate::settings::{Settings, SettingsError};
@@ -57,6 +59,7 @@ pub enum StartError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    log_writer: tokio::task::JoinHandle<()>,
     demo: Option<demo::DemoKeys>,
 }
 
@@ -83,7 +86,14 @@ impl Application {
             None
         };
 
+        let profiles = Arc::new(Profiles::new(
+            store.clone(),
+            settings.profile_cache_customers,
+        ));
+        let (decisions, log_writer) = DecisionLog::start(store.clone(), settings.recent_decisions);
         let state = AppState {
+            profiles,
+            decisions,
             store,
             registry,
             engines,
@@ -102,6 +112,7 @@ impl Application {
         Ok(Self {
             listener,
             router: router(state, limits),
+            log_writer,
             demo,
         })
     }
@@ -118,11 +129,18 @@ impl Application {
         self.demo.as_ref()
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
+    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests and
+    /// flushes the decision log.
     pub async fn run(self) -> std::io::Result<()> {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
-            .await
+            .await?;
+        // The router, and with it every handle to the log, is gone: the writer
+        // drains what is queued and ends.
+        if let Err(error) = self.log_writer.await {
+            tracing::error!(%error, "decision log writer failed");
+        }
+        Ok(())
     }
 }
 

@@ -9,11 +9,14 @@
 //! See `ARCHITECTURE.md` at the repository root.
 
 pub mod app;
+pub mod clock;
+pub mod decisions;
 pub mod demo;
 pub mod engine;
 pub mod http;
 pub mod model;
 pub mod pipeline;
+pub mod profiles;
 pub mod registry;
 pub mod service;
 pub mod settings;

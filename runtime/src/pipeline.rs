@@ -1,28 +1,30 @@
-//! The decide pipeline: build the policy's input, run it, arbitrate, answer.
+//! The decide pipeline: profile merge → eligibility → contact rules → policy →
+//! arbitration → response and decision record.
 //!
-//! No HTTP here: the edge parses and authorises, then hands a checked
-//! [`DecideRequest`] and the live [`LoadedPolicy`] to [`decide`].
-//! **A broken policy never becomes an error**: [`decide`] always answers,
-//! with the fallback actions when the policy fails.
+//! No HTTP here: the edge parses, authorises and loads the profile, then hands
+//! a checked [`DecideRequest`] to [`decide`]. **A broken policy never becomes
+//! an error**: [`decide`] always answers, with the fallback actions when the
+//! policy fails.
 
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
+use moment_targeting::SavedGroups;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::engine::{Engines, PolicyError, PolicyInput, Scored};
 use crate::model::Name;
 use crate::model::policy::{ActionKind, Bundle};
+use crate::model::profile::{MAX_CUSTOMER_ID_LEN, Profile};
 use crate::registry::LoadedPolicy;
+use crate::store::DecisionRecord;
 use crate::telemetry;
 
 /// Largest `limit` a caller may ask for.
 pub const MAX_LIMIT: usize = 100;
 /// `limit` when the caller gives none.
 pub const DEFAULT_LIMIT: usize = 3;
-/// Longest customer id accepted, in bytes.
-pub const MAX_CUSTOMER_ID_LEN: usize = 256;
 
 /// Body of `POST /v1/decide`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -32,13 +34,13 @@ pub struct DecideRequest {
     pub point: String,
     /// The customer being decided for.
     pub customer_id: String,
-    /// Life-cycle stage.
+    /// Life-cycle stage; defaults to the profile's.
     #[serde(default)]
     pub stage: Option<String>,
     /// Channel asking (`web`, `kiosk`, `call-center` …).
     #[serde(default)]
     pub channel: Option<String>,
-    /// Customer attributes known to the caller.
+    /// Customer attributes known to the caller; they override the profile's.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub attributes: Map<String, Value>,
@@ -49,6 +51,12 @@ pub struct DecideRequest {
     /// How many actions to return (1–100, default 3).
     #[serde(default)]
     pub limit: Option<usize>,
+    /// At most this many actions of a kind, e.g. `{"offer": 1}`.
+    #[serde(default)]
+    pub max_per_kind: BTreeMap<ActionKind, usize>,
+    /// Count the returned actions as shown (kiosks and agents that always show what they get).
+    #[serde(default)]
+    pub record_impressions: bool,
     /// Add an `explain` object saying what happened to every catalog action.
     #[serde(default)]
     pub explain: bool,
@@ -94,7 +102,7 @@ pub struct DecideResponse {
     pub actions: Vec<DecidedAction>,
     /// True when the policy failed and these are its fallback actions.
     pub fallback: bool,
-    /// Present when the request asked for `explain`.
+    /// Present when the request asked for `explain`: catalog action id → what happened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<BTreeMap<String, Explained>>,
 }
@@ -130,108 +138,177 @@ pub enum Explained {
     Returned {
         /// Position in the answer.
         rank: usize,
-        /// The policy's score.
-        score: f64,
+        /// The policy's score (null for fallback actions).
+        score: Option<f64>,
     },
     /// Scored, but below the `limit` cut.
     CutByLimit {
         /// The policy's score.
         score: f64,
     },
-    /// The policy did not score it.
+    /// Scored, but its kind had reached its `max_per_kind` cap.
+    CutByKindCap {
+        /// The policy's score.
+        score: f64,
+    },
+    /// Its eligibility condition did not match.
+    Ineligible {
+        /// The first clause that failed.
+        condition: String,
+    },
+    /// A contact rule hid it.
+    ContactRule {
+        /// The rule that fired.
+        rule: String,
+    },
+    /// A candidate the policy did not score.
     NotScored,
-    /// The policy failed; the reason is given.
+    /// The policy failed; the fallback was served instead.
     PolicyFailed {
         /// Failure reason label.
         reason: String,
     },
 }
 
+/// What the edge resolved for this decision besides the request.
+pub struct Subject<'a> {
+    /// The caller's tenant.
+    pub tenant: &'a Name,
+    /// The tenant's saved groups, for conditions.
+    pub groups: &'a SavedGroups,
+    /// The customer's stored profile, if any.
+    pub profile: Option<&'a Profile>,
+    /// Decision time, ms since the Unix epoch.
+    pub now_ms: u64,
+}
+
+/// A decision: the answer, and the record for the decision log.
+pub struct Decision {
+    /// What the caller gets.
+    pub response: DecideResponse,
+    /// What the log keeps.
+    pub record: DecisionRecord,
+}
+
 /// Runs the live `policy` for a checked request. Never fails: a failing
-/// policy yields its fallback actions.
+/// policy yields its (eligible) fallback actions.
 pub fn decide(
     engines: &Engines,
-    tenant: &Name,
+    subject: &Subject<'_>,
     policy: &LoadedPolicy,
     request: &DecideRequest,
     limit: usize,
-) -> DecideResponse {
-    let mut attributes = request.attributes.clone();
-    attributes.insert("customer_id".into(), request.customer_id.clone().into());
-    if let Some(stage) = &request.stage {
-        attributes.insert("stage".into(), stage.clone().into());
-    }
-    if let Some(channel) = &request.channel {
-        attributes.insert("channel".into(), channel.clone().into());
-    }
-    let history = Map::new();
+) -> Decision {
+    let bundle = &policy.bundle;
+    let stage = request
+        .stage
+        .as_deref()
+        .or(subject.profile.and_then(|p| p.stage.as_deref()));
+    let attributes = Value::Object(merged_attributes(subject.profile, request, stage));
+    let history = history_document(subject.profile);
+    let (allowed, mut explain) = screen(bundle, subject, &attributes, request.explain);
+
+    let empty = Map::new();
     let input = PolicyInput {
         customer_id: &request.customer_id,
-        stage: request.stage.as_deref(),
+        stage,
         channel: request.channel.as_deref(),
-        attributes: &attributes,
+        attributes: attributes.as_object().unwrap_or(&empty),
         context: &request.context,
-        candidates: policy.bundle.candidates().iter().collect(),
+        candidates: (0..allowed.len())
+            .filter(|&i| allowed[i])
+            .map(|i| &bundle.candidates()[i])
+            .collect(),
         history: &history,
-        now_ms: now_ms(),
+        now_ms: subject.now_ms,
     };
-
     let engine = policy.program.engine();
     let started = Instant::now();
     let outcome = engines
         .run(&policy.program, &input)
-        .and_then(|scored| rank(&policy.bundle, scored));
+        .and_then(|scored| rank(bundle, &allowed, scored));
     telemetry::policy_call(engine, started.elapsed());
 
-    let (actions, fallback, explain) = match outcome {
+    let (chosen, ranking, fallback) = match outcome {
         Ok(ranked) => {
             telemetry::decision(false);
-            let explain = request
-                .explain
-                .then(|| explain_ranked(&policy.bundle, &ranked, limit));
-            let actions = ranked
-                .iter()
-                .take(limit)
-                .map(|&(i, score)| action(&policy.bundle, i, Some(score)))
-                .collect();
-            (actions, false, explain)
+            let chosen = arbitrate(
+                bundle,
+                &ranked,
+                limit,
+                &request.max_per_kind,
+                explain.as_mut(),
+            );
+            (chosen, ranked, false)
         }
         Err(err) => {
             telemetry::decision(true);
             telemetry::fallback(engine, err.reason());
             tracing::warn!(
-                tenant = %tenant, policy = %policy.name, version = policy.version,
+                tenant = %subject.tenant, policy = %policy.name, version = policy.version,
                 engine = engine.as_str(), reason = err.reason(), error = %err,
                 "policy failed; serving fallback"
             );
-            let explain = request.explain.then(|| {
-                let why = Explained::PolicyFailed {
-                    reason: err.reason().to_owned(),
-                };
-                policy
-                    .bundle
-                    .actions()
-                    .iter()
-                    .map(|a| (a.id.clone(), why.clone()))
-                    .collect()
-            });
-            let actions = policy
-                .bundle
+            if let Some(explain) = explain.as_mut() {
+                for (i, why) in explain.iter_mut().enumerate() {
+                    if allowed[i] {
+                        *why = Explained::PolicyFailed {
+                            reason: err.reason().to_owned(),
+                        };
+                    }
+                }
+            }
+            let chosen: Vec<(usize, Option<f64>)> = bundle
                 .fallback()
+                .iter()
+                .filter(|&&i| allowed[i])
                 .take(limit)
-                .map(|a| DecidedAction {
-                    id: a.id.clone(),
-                    kind: a.kind,
-                    score: None,
-                    payload: a.payload.clone(),
-                })
+                .map(|&i| (i, None))
                 .collect();
-            (actions, true, explain)
+            (chosen, Vec::new(), true)
         }
     };
+    if let Some(explain) = explain.as_mut() {
+        for (rank, &(i, score)) in chosen.iter().enumerate() {
+            explain[i] = Explained::Returned {
+                rank: rank + 1,
+                score,
+            };
+        }
+    }
 
-    DecideResponse {
-        decision_id: uuid::Uuid::now_v7().to_string(),
+    let decision_id = uuid::Uuid::now_v7().to_string();
+    let actions: Vec<DecidedAction> = chosen
+        .iter()
+        .map(|&(i, score)| {
+            let a = &bundle.actions()[i];
+            DecidedAction {
+                id: a.id.clone(),
+                kind: a.kind,
+                score,
+                payload: a.payload.clone(),
+            }
+        })
+        .collect();
+    let record = DecisionRecord {
+        id: decision_id.clone(),
+        tenant: subject.tenant.clone(),
+        point: policy.name.clone(),
+        version: policy.version,
+        customer_id: request.customer_id.clone(),
+        actions: actions.iter().map(|a| a.id.clone()).collect(),
+        fallback,
+        at_ms: subject.now_ms,
+        document: json!({
+            "stage": stage, "channel": request.channel, "attributes": attributes,
+            "context": request.context, "history": history,
+            "candidates": input.candidates.iter().map(|c| &c.id).collect::<Vec<_>>(),
+            "ranking": ranking.iter().map(|&(i, s)| (&bundle.actions()[i].id, s)).collect::<Vec<_>>(),
+        })
+        .to_string(),
+    };
+    let response = DecideResponse {
+        decision_id,
         point: policy.name.to_string(),
         policy: PolicyRef {
             name: policy.name.to_string(),
@@ -240,17 +317,108 @@ pub fn decide(
         experiment: None,
         actions,
         fallback,
-        explain,
-    }
+        explain: explain.map(|e| {
+            bundle
+                .actions()
+                .iter()
+                .map(|a| a.id.clone())
+                .zip(e)
+                .collect()
+        }),
+    };
+    Decision { response, record }
 }
 
-/// Checks a policy's output against the catalog and orders it: highest score
-/// first, ties in the policy's order. Returns catalog positions and scores.
-pub fn rank(bundle: &Bundle, scored: Vec<Scored>) -> Result<Vec<(usize, f64)>, PolicyError> {
+/// The stored profile's attributes, overlaid by the request's, plus
+/// `customer_id`, `stage` and `channel`.
+fn merged_attributes(
+    profile: Option<&Profile>,
+    request: &DecideRequest,
+    stage: Option<&str>,
+) -> Map<String, Value> {
+    let mut attributes = profile.map(|p| p.attributes.clone()).unwrap_or_default();
+    attributes.extend(
+        request
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    attributes.insert("customer_id".into(), request.customer_id.clone().into());
+    if let Some(stage) = stage {
+        attributes.insert("stage".into(), stage.into());
+    }
+    if let Some(channel) = &request.channel {
+        attributes.insert("channel".into(), channel.clone().into());
+    }
+    attributes
+}
+
+/// The policy's `history` document: action id → impressions and last shown.
+fn history_document(profile: Option<&Profile>) -> Map<String, Value> {
+    profile
+        .map(|p| {
+            p.history
+                .iter()
+                .map(|(id, h)| {
+                    (
+                        id.clone(),
+                        json!({"impressions": h.impressions, "last_shown_ms": h.last_shown_ms}),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Eligibility and contact rules: which catalog actions are candidates, and
+/// (when explaining) why the others are not.
+fn screen(
+    bundle: &Bundle,
+    subject: &Subject<'_>,
+    attributes: &Value,
+    explain: bool,
+) -> (Vec<bool>, Option<Vec<Explained>>) {
+    let mut allowed = vec![true; bundle.actions().len()];
+    let mut why = explain.then(|| vec![Explained::NotScored; allowed.len()]);
+    for (i, action) in bundle.actions().iter().enumerate() {
+        let excluded = if let Some(condition) = bundle
+            .eligibility(i)
+            .filter(|c| !c.eval(attributes, subject.groups))
+        {
+            why.is_some().then(|| Explained::Ineligible {
+                condition: condition
+                    .first_failure(attributes, subject.groups)
+                    .unwrap_or_default(),
+            })
+        } else if let Some(rule) = action.contact.as_ref().and_then(|rule| {
+            rule.blocks(
+                subject.profile.and_then(|p| p.history.get(&action.id)),
+                subject.now_ms,
+            )
+        }) {
+            Some(Explained::ContactRule { rule })
+        } else {
+            continue;
+        };
+        allowed[i] = false;
+        if let (Some(why), Some(excluded)) = (why.as_mut(), excluded) {
+            why[i] = excluded;
+        }
+    }
+    (allowed, why)
+}
+
+/// Checks a policy's output against the candidates and orders it: highest
+/// score first, ties in the policy's order. Returns catalog positions and scores.
+pub fn rank(
+    bundle: &Bundle,
+    allowed: &[bool],
+    scored: Vec<Scored>,
+) -> Result<Vec<(usize, f64)>, PolicyError> {
     let mut seen = vec![false; bundle.actions().len()];
     let mut ranked = Vec::with_capacity(scored.len());
     for Scored { id, score } in scored {
-        let Some(i) = bundle.position(&id) else {
+        let Some(i) = bundle.position(&id).filter(|&i| allowed[i]) else {
             return Err(PolicyError::UnknownAction(id));
         };
         if !score.is_finite() {
@@ -269,45 +437,35 @@ pub fn rank(bundle: &Bundle, scored: Vec<Scored>) -> Result<Vec<(usize, f64)>, P
     Ok(ranked)
 }
 
-fn action(bundle: &Bundle, i: usize, score: Option<f64>) -> DecidedAction {
-    let a = &bundle.actions()[i];
-    DecidedAction {
-        id: a.id.clone(),
-        kind: a.kind,
-        score,
-        payload: a.payload.clone(),
-    }
-}
-
-fn explain_ranked(
+/// Takes the best actions within `limit` and the per-kind caps.
+fn arbitrate(
     bundle: &Bundle,
     ranked: &[(usize, f64)],
     limit: usize,
-) -> BTreeMap<String, Explained> {
-    let mut out: BTreeMap<String, Explained> = bundle
-        .actions()
-        .iter()
-        .map(|a| (a.id.clone(), Explained::NotScored))
-        .collect();
-    for (rank, &(i, score)) in ranked.iter().enumerate() {
-        let why = if rank < limit {
-            Explained::Returned {
-                rank: rank + 1,
-                score,
-            }
-        } else {
+    max_per_kind: &BTreeMap<ActionKind, usize>,
+    mut explain: Option<&mut Vec<Explained>>,
+) -> Vec<(usize, Option<f64>)> {
+    let mut chosen = Vec::with_capacity(limit.min(ranked.len()));
+    let mut per_kind: BTreeMap<ActionKind, usize> = BTreeMap::new();
+    for &(i, score) in ranked {
+        let kind = bundle.actions()[i].kind;
+        let why = if chosen.len() >= limit {
             Explained::CutByLimit { score }
+        } else if max_per_kind
+            .get(&kind)
+            .is_some_and(|&cap| per_kind.get(&kind).copied().unwrap_or(0) >= cap)
+        {
+            Explained::CutByKindCap { score }
+        } else {
+            *per_kind.entry(kind).or_default() += 1;
+            chosen.push((i, Some(score)));
+            continue;
         };
-        out.insert(bundle.actions()[i].id.clone(), why);
+        if let Some(explain) = explain.as_deref_mut() {
+            explain[i] = why;
+        }
     }
-    out
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
+    chosen
 }
 
 #[cfg(test)]
@@ -316,19 +474,29 @@ mod tests {
     use super::*;
     use crate::model::policy::Action;
 
-    fn bundle(ids: &[&str]) -> Bundle {
-        let actions = ids
+    fn bundle(actions: &[(&str, ActionKind)]) -> Bundle {
+        let actions = actions
             .iter()
-            .map(|id| Action {
+            .map(|(id, kind)| Action {
                 id: (*id).into(),
-                kind: ActionKind::Offer,
+                kind: *kind,
                 value: 0.0,
                 cost: None,
                 tags: vec![],
                 payload: Value::Null,
+                eligibility: None,
+                contact: None,
             })
             .collect();
         Bundle::new(actions, &[]).unwrap()
+    }
+
+    fn offers(ids: &[&str]) -> Bundle {
+        bundle(
+            &ids.iter()
+                .map(|id| (*id, ActionKind::Offer))
+                .collect::<Vec<_>>(),
+        )
     }
 
     fn scored(pairs: &[(&str, f64)]) -> Vec<Scored> {
@@ -343,9 +511,10 @@ mod tests {
 
     #[test]
     fn ranks_by_score_keeping_ties_in_policy_order() {
-        let b = bundle(&["a", "b", "c", "d"]);
+        let b = offers(&["a", "b", "c", "d"]);
         let ranked = rank(
             &b,
+            &[true; 4],
             scored(&[("c", 1.0), ("a", 2.0), ("d", 1.0), ("b", 0.5)]),
         )
         .unwrap();
@@ -353,33 +522,48 @@ mod tests {
     }
 
     #[test]
-    fn refuses_unknown_duplicate_and_nan() {
-        let b = bundle(&["a"]);
+    fn refuses_unknown_screened_duplicate_and_nan() {
+        let b = offers(&["a", "b"]);
         assert_eq!(
-            rank(&b, scored(&[("x", 1.0)])),
+            rank(&b, &[true, true], scored(&[("x", 1.0)])),
             Err(PolicyError::UnknownAction("x".into()))
         );
+        assert_eq!(
+            rank(&b, &[true, false], scored(&[("b", 1.0)])),
+            Err(PolicyError::UnknownAction("b".into()))
+        );
         assert!(matches!(
-            rank(&b, scored(&[("a", 1.0), ("a", 2.0)])),
+            rank(&b, &[true, true], scored(&[("a", 1.0), ("a", 2.0)])),
             Err(PolicyError::BadOutput(_))
         ));
         assert!(matches!(
-            rank(&b, scored(&[("a", f64::NAN)])),
+            rank(&b, &[true, true], scored(&[("a", f64::NAN)])),
             Err(PolicyError::BadOutput(_))
         ));
     }
 
     #[test]
+    fn arbitration_applies_kind_caps_then_limit() {
+        let b = bundle(&[
+            ("o1", ActionKind::Offer),
+            ("o2", ActionKind::Offer),
+            ("m1", ActionKind::Message),
+            ("s1", ActionKind::Service),
+        ]);
+        let ranked = [(0, 4.0), (1, 3.0), (2, 2.0), (3, 1.0)];
+        let caps = BTreeMap::from([(ActionKind::Offer, 1)]);
+        let mut explain = vec![Explained::NotScored; 4];
+        let chosen = arbitrate(&b, &ranked, 2, &caps, Some(&mut explain));
+        assert_eq!(chosen, [(0, Some(4.0)), (2, Some(2.0))]);
+        assert!(matches!(explain[1], Explained::CutByKindCap { .. }));
+        assert!(matches!(explain[3], Explained::CutByLimit { .. }));
+    }
+
+    #[test]
     fn checks_limit_and_customer() {
-        let req = |customer: &str, limit| DecideRequest {
-            point: "p".into(),
-            customer_id: customer.into(),
-            stage: None,
-            channel: None,
-            attributes: Map::new(),
-            context: Map::new(),
-            limit,
-            explain: false,
+        let req = |customer: &str, limit| -> DecideRequest {
+            serde_json::from_value(json!({"point": "p", "customer_id": customer, "limit": limit}))
+                .unwrap()
         };
         assert_eq!(req("c", None).check(), Ok(DEFAULT_LIMIT));
         assert_eq!(req("c", Some(0)).check(), Err(RequestError::Limit));

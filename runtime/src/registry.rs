@@ -4,12 +4,14 @@
 //! **The decide path never touches the store.** Write handlers update the
 //! store first and the registry second, so memory never runs ahead of disk.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use lru::LruCache;
+use moment_targeting::SavedGroups;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::engine::{CompileError, Engines, Program};
 use crate::model::policy::{Bundle, BundleError, StoredBundle};
@@ -34,16 +36,38 @@ pub struct TenantSettings {
     /// Origins browsers may call decide and outcomes from; `["*"]` allows any.
     #[serde(default = "any_origin")]
     pub cors_origins: Vec<String>,
+    /// Life-cycle stages customers may be in.
+    #[serde(default = "default_stages")]
+    pub stages: Vec<String>,
+    /// Saved groups for `$inGroup` / `$notInGroup` conditions: id → members.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub groups: BTreeMap<String, Vec<Value>>,
 }
 
 fn any_origin() -> Vec<String> {
     vec!["*".to_owned()]
 }
 
+/// The stages a tenant gets unless it defines its own.
+pub fn default_stages() -> Vec<String> {
+    [
+        "consideration",
+        "evaluation",
+        "purchase",
+        "post-purchase",
+        "at-risk",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
 impl Default for TenantSettings {
     fn default() -> Self {
         Self {
             cors_origins: any_origin(),
+            stages: default_stages(),
+            groups: BTreeMap::new(),
         }
     }
 }
@@ -52,6 +76,34 @@ impl TenantSettings {
     /// Whether a browser page from `origin` may call this tenant's decide route.
     pub fn allows_origin(&self, origin: &str) -> bool {
         self.cors_origins.iter().any(|o| o == "*" || o == origin)
+    }
+
+    /// Whether `stage` is one of this tenant's stages.
+    pub fn has_stage(&self, stage: &str) -> bool {
+        self.stages.iter().any(|s| s == stage)
+    }
+}
+
+/// A tenant's settings with its saved groups compiled for condition evaluation.
+#[derive(Debug, Default)]
+pub struct Tenant {
+    /// The settings as stored.
+    pub settings: TenantSettings,
+    /// The saved groups, indexed.
+    pub groups: SavedGroups,
+}
+
+impl Tenant {
+    /// Compiles `settings`.
+    pub fn new(settings: TenantSettings) -> Self {
+        let groups = SavedGroups::from(
+            settings
+                .groups
+                .clone()
+                .into_iter()
+                .collect::<HashMap<_, _>>(),
+        );
+        Self { settings, groups }
     }
 }
 
@@ -102,7 +154,7 @@ type VersionKey = (Name, Name, u32);
 /// In-memory view of everything the decide path needs.
 pub struct Registry {
     keys: RwLock<HashMap<KeyHash, Arc<KeyInfo>>>,
-    tenants: RwLock<HashMap<Name, Arc<TenantSettings>>>,
+    tenants: RwLock<HashMap<Name, Arc<Tenant>>>,
     live: RwLock<HashMap<PolicyKey, Arc<LoadedPolicy>>>,
     versions: Mutex<LruCache<VersionKey, Arc<LoadedPolicy>>>,
 }
@@ -133,14 +185,14 @@ impl Registry {
         read(&self.tenants).contains_key(tenant)
     }
 
-    /// A tenant's settings.
-    pub fn tenant_settings(&self, tenant: &Name) -> Arc<TenantSettings> {
+    /// A tenant's settings and saved groups.
+    pub fn tenant(&self, tenant: &Name) -> Arc<Tenant> {
         read(&self.tenants).get(tenant).cloned().unwrap_or_default()
     }
 
     /// Adds a tenant or replaces its settings.
     pub fn set_tenant(&self, tenant: Name, settings: TenantSettings) {
-        write(&self.tenants).insert(tenant, Arc::new(settings));
+        write(&self.tenants).insert(tenant, Arc::new(Tenant::new(settings)));
     }
 
     /// The live version of a tenant's policy.

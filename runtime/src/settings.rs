@@ -44,6 +44,12 @@ pub struct Settings {
     /// Largest policy source or WASM module, in bytes.
     #[arg(long, env = "MOMENT_MAX_CODE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_code_bytes: usize,
+    /// How many customer profiles to keep in memory.
+    #[arg(long, env = "MOMENT_PROFILE_CACHE_CUSTOMERS", default_value = "100000")]
+    pub profile_cache_customers: NonZeroUsize,
+    /// How many recent decisions to keep in memory for outcome lookups.
+    #[arg(long, env = "MOMENT_RECENT_DECISIONS", default_value = "100000")]
+    pub recent_decisions: NonZeroUsize,
     /// How many compiled policy versions to keep besides the live ones.
     #[arg(long, env = "MOMENT_POLICY_CACHE_VERSIONS", default_value = "4096")]
     pub policy_cache_versions: NonZeroUsize,
@@ -74,6 +80,8 @@ impl Settings {
             wasm_memory_bytes: 16 * 1024 * 1024,
             max_body_bytes: 1024 * 1024,
             max_code_bytes: 4 * 1024 * 1024,
+            profile_cache_customers: NonZeroUsize::MIN.saturating_add(99_999),
+            recent_decisions: NonZeroUsize::MIN.saturating_add(99_999),
             policy_cache_versions: NonZeroUsize::MIN.saturating_add(4095),
         }
     }

@@ -16,6 +16,10 @@ pub const DECISIONS: &str = "moment_decisions_total";
 pub const FALLBACKS: &str = "moment_policy_fallbacks_total";
 /// Time spent in policy calls, by `engine`.
 pub const POLICY_SECONDS: &str = "moment_policy_call_seconds";
+/// Decision-log records not written, by `cause` (`queue_full`, `store`).
+pub const DECISION_LOG_LOST: &str = "moment_decision_log_lost_total";
+/// Outcomes received, by `result` (`stored` or `duplicate`).
+pub const OUTCOMES: &str = "moment_outcomes_total";
 /// HTTP responses, by `route`, `method` and `status`.
 pub const HTTP_REQUESTS: &str = "moment_http_requests_total";
 /// HTTP latency, by `route`.
@@ -58,6 +62,22 @@ pub fn decision(fallback: bool) {
 /// Records one fallback and why.
 pub fn fallback(engine: EngineKind, reason: &'static str) {
     counter!(FALLBACKS, "engine" => engine.as_str(), "reason" => reason).increment(1);
+}
+
+/// Counts a decision-log record dropped because the queue was full.
+pub fn decision_log_dropped() {
+    counter!(DECISION_LOG_LOST, "cause" => "queue_full").increment(1);
+}
+
+/// Counts decision-log records the store failed to write.
+pub fn decision_log_failed(records: usize) {
+    counter!(DECISION_LOG_LOST, "cause" => "store").increment(records as u64);
+}
+
+/// Counts outcomes stored and duplicates ignored.
+pub fn outcomes(stored: usize, duplicates: usize) {
+    counter!(OUTCOMES, "result" => "stored").increment(stored as u64);
+    counter!(OUTCOMES, "result" => "duplicate").increment(duplicates as u64);
 }
 
 /// Records one HTTP response.

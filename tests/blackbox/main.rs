@@ -8,6 +8,8 @@ mod helpers;
 mod cors_and_ops;
 mod decide;
 mod demo;
+mod eligibility;
+mod outcomes;
 mod policies;
 mod restart;
 mod tenants;

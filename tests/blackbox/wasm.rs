@@ -161,7 +161,7 @@ async fn hostile_modules_get_the_fallback_while_other_tenants_keep_deciding() {
             let answer = server.decide_ok(&evil.decide, &ask).await;
             assert_eq!(answer["fallback"], true, "{name}");
             assert_eq!(ids(&answer), ["generic-welcome"], "{name}");
-            let reason = answer["explain"]["generic-welcome"]["reason"]
+            let reason = answer["explain"]["plan-review"]["reason"]
                 .as_str()
                 .unwrap()
                 .to_owned();

@@ -57,6 +57,7 @@ impl RhaiEngine {
                 let past = DEADLINE.with(|d| d.get().is_some_and(|at| Instant::now() >= at));
                 past.then_some(Dynamic::UNIT)
             });
+        engine.register_fn("priority", priority);
         Self { engine }
     }
 
@@ -101,6 +102,21 @@ impl RhaiEngine {
         DEADLINE.with(|d| d.set(None));
         result.map_err(|e| classify(&e)).and_then(decode_output)
     }
+}
+
+/// `priority(propensity, value, weight)`: the Pega arbitration formula
+/// `propensity × value × weight`, for integers and floats alike.
+fn priority(
+    propensity: Dynamic,
+    value: Dynamic,
+    weight: Dynamic,
+) -> Result<rhai::FLOAT, Box<EvalAltResult>> {
+    let number = |d: Dynamic| {
+        d.as_float()
+            .or_else(|_| d.as_int().map(|n| n as rhai::FLOAT))
+            .map_err(|t| format!("priority() takes numbers, not {t}"))
+    };
+    Ok(number(propensity)? * number(value)? * number(weight)?)
 }
 
 /// Maps a Rhai error to the typed failure, looking through function-call wrappers.
@@ -195,6 +211,20 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn priority_multiplies_ints_and_floats() {
+        let out = run(
+            r#"fn decide(ctx) { [#{id: "a", score: priority(0.5, 20, 2)}] }"#,
+            Limits::default(),
+        );
+        assert_eq!(out.unwrap()[0].score, 20.0);
+        let bad = run(
+            r#"fn decide(ctx) { [#{id: "a", score: priority("x", 1, 1)}] }"#,
+            Limits::default(),
+        );
+        assert!(matches!(bad, Err(PolicyError::Trap(_))));
     }
 
     #[test]

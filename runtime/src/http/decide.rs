@@ -10,9 +10,13 @@ use axum::http::header::ORIGIN;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::json::ApiJson;
+use crate::clock::now_ms;
+use crate::decisions::DecisionLog;
 use crate::engine::Engines;
+use crate::model::outcome::{OutcomeEvent, OutcomeType};
 use crate::model::{Name, Role};
-use crate::pipeline::{self, DecideRequest, DecideResponse};
+use crate::pipeline::{self, DecideRequest, DecideResponse, Decision, Subject};
+use crate::profiles::Profiles;
 use crate::registry::Registry;
 
 /// Ranks the actions of a decision point for one customer.
@@ -24,15 +28,16 @@ pub async fn decide(
     caller: Caller,
     State(registry): State<Arc<Registry>>,
     State(engines): State<Arc<Engines>>,
+    State(profiles): State<Arc<Profiles>>,
+    State(decisions): State<Arc<DecisionLog>>,
     headers: HeaderMap,
     ApiJson(request): ApiJson<DecideRequest>,
 ) -> Result<Json<DecideResponse>, ApiError> {
     caller.require(Role::Decide)?;
+    let tenant = registry.tenant(&caller.tenant);
     let origin = headers.get(ORIGIN).and_then(|o| o.to_str().ok());
     if let Some(origin) = origin
-        && !registry
-            .tenant_settings(&caller.tenant)
-            .allows_origin(origin)
+        && !tenant.settings.allows_origin(origin)
     {
         return Err(ApiError::forbidden(format!(
             "origin {origin:?} is not among this tenant's allowed CORS origins"
@@ -41,6 +46,14 @@ pub async fn decide(
     let limit = request
         .check()
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    if let Some(stage) = &request.stage
+        && !tenant.settings.has_stage(stage)
+    {
+        return Err(ApiError::unprocessable(format!(
+            "stage {stage:?} is not one of this tenant's stages {:?}",
+            tenant.settings.stages
+        )));
+    }
     let unknown = || {
         ApiError::not_found(format!(
             "no live policy for decision point {:?}",
@@ -49,11 +62,32 @@ pub async fn decide(
     };
     let point = Name::parse(&request.point).map_err(|_| unknown())?;
     let policy = registry.live(&caller.tenant, &point).ok_or_else(unknown)?;
-    Ok(Json(pipeline::decide(
-        &engines,
-        &caller.tenant,
-        &policy,
-        &request,
-        limit,
-    )))
+    let profile = profiles.get(&caller.tenant, &request.customer_id).await?;
+
+    let subject = Subject {
+        tenant: &caller.tenant,
+        groups: &tenant.groups,
+        profile: profile.as_deref(),
+        now_ms: now_ms(),
+    };
+    let Decision { response, record } =
+        pipeline::decide(&engines, &subject, &policy, &request, limit);
+    decisions.log(record);
+    if request.record_impressions && !response.actions.is_empty() {
+        let events: Vec<OutcomeEvent> = response
+            .actions
+            .iter()
+            .map(|a| OutcomeEvent {
+                decision_id: response.decision_id.clone(),
+                customer_id: request.customer_id.clone(),
+                action_id: a.id.clone(),
+                kind: OutcomeType::Impression,
+                value: None,
+                dedup_key: format!("{}/{}/impression", response.decision_id, a.id),
+                at_ms: subject.now_ms,
+            })
+            .collect();
+        profiles.record(&caller.tenant, &events).await?;
+    }
+    Ok(Json(response))
 }

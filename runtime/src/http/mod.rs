@@ -4,11 +4,13 @@
 //! [`Service`](crate::service::Service) or the [`pipeline`](crate::pipeline).
 
 pub mod auth;
+pub mod customers;
 pub mod decide;
 pub mod error;
 pub mod json;
 pub mod openapi;
 pub mod ops;
+pub mod outcomes;
 pub mod policies;
 pub mod tenants;
 
@@ -26,7 +28,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use self::auth::RootToken;
 use self::error::ApiError;
+use crate::decisions::DecisionLog;
 use crate::engine::Engines;
+use crate::profiles::Profiles;
 use crate::registry::Registry;
 use crate::service::Service;
 use crate::store::Store;
@@ -43,6 +47,10 @@ pub struct AppState {
     pub engines: Arc<Engines>,
     /// Tenant and policy writes.
     pub service: Arc<Service>,
+    /// Customer profiles, cached.
+    pub profiles: Arc<Profiles>,
+    /// The decision log.
+    pub decisions: Arc<DecisionLog>,
     /// The operator's root token.
     pub root: RootToken,
     /// Renders `/metrics`, when the binary installed a recorder.
@@ -60,7 +68,7 @@ pub struct BodyLimits {
 
 /// Builds the router over `state`.
 pub fn router(state: AppState, limits: BodyLimits) -> Router {
-    // Browsers call decide (and later outcomes) straight from pages with the
+    // Browsers call decide and outcomes straight from pages with the
     // publishable key; the tenant's own origin list is checked in the handler.
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::mirror_request())
@@ -69,6 +77,7 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
         .max_age(Duration::from_secs(3600));
     let browser = Router::new()
         .route("/v1/decide", post(decide::decide))
+        .route("/v1/outcomes", post(outcomes::record))
         .layer(cors);
     let uploads = Router::new()
         .route("/v1/policies/{name}/versions", post(policies::upload))
@@ -84,6 +93,10 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
         .route("/v1/policies", get(policies::list))
         .route("/v1/policies/{name}", get(policies::show))
         .route("/v1/policies/{name}/activate", post(policies::activate))
+        .route(
+            "/v1/customers/{id}",
+            get(customers::show).patch(customers::patch),
+        )
         .merge(browser)
         .merge(uploads)
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })

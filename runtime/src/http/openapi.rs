@@ -10,7 +10,8 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::tenants::create, super::tenants::update,
         super::policies::upload, super::policies::list, super::policies::show, super::policies::activate,
-        super::decide::decide,
+        super::decide::decide, super::outcomes::record,
+        super::customers::patch, super::customers::show,
     ),
     modifiers(&BearerAuth),
 )]

@@ -3,9 +3,12 @@
 //! Preconditions live in the types: a [`Name`] is always a valid identifier, a
 //! [`Bundle`](policy::Bundle) has already been checked for duplicate ids.
 
+pub mod contact;
 pub mod key;
 pub mod name;
+pub mod outcome;
 pub mod policy;
+pub mod profile;
 
 pub use key::{ApiKey, KeyHash, Role};
 pub use name::{Name, NameError};

@@ -5,8 +5,11 @@
 
 use std::collections::HashMap;
 
+use moment_targeting::Condition;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::contact::ContactRule;
 
 /// Most actions one catalog may hold.
 pub const MAX_CATALOG_LEN: usize = 10_000;
@@ -41,7 +44,19 @@ impl EngineKind {
 }
 
 /// What an action is, for the caller deciding how to render it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ActionKind {
     /// A commercial offer.
@@ -73,6 +88,14 @@ pub struct Action {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub payload: Value,
+    /// Condition on the customer's attributes (GrowthBook/MongoDB syntax);
+    /// the action is a candidate only when it matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub eligibility: Option<Value>,
+    /// Caps, cooldowns and suppression from the contact history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactRule>,
 }
 
 /// The part of an [`Action`] a policy sees: everything but the payload.
@@ -114,6 +137,22 @@ pub enum BundleError {
     /// A value or cost is NaN or infinite.
     #[error("catalog[{0}] has a value or cost that is not a finite number")]
     NonFiniteNumber(usize),
+    /// An eligibility condition does not parse.
+    #[error("catalog[{index}].eligibility is invalid: {error}")]
+    Eligibility {
+        /// Position of the action.
+        index: usize,
+        /// What is wrong with the condition.
+        error: moment_targeting::ConditionError,
+    },
+    /// A contact rule makes no sense.
+    #[error("catalog[{index}].contact is invalid: {error}")]
+    Contact {
+        /// Position of the action.
+        index: usize,
+        /// What is wrong with the rule.
+        error: super::contact::ContactRuleError,
+    },
     /// A fallback id names no catalog action.
     #[error("fallback names {0:?}, which is not in the catalog")]
     UnknownFallback(String),
@@ -124,6 +163,7 @@ pub enum BundleError {
 pub struct Bundle {
     actions: Vec<Action>,
     candidates: Vec<Candidate>,
+    eligibility: Vec<Option<Condition>>,
     index: HashMap<String, usize>,
     fallback: Vec<usize>,
 }
@@ -155,6 +195,10 @@ impl Bundle {
             if !action.value.is_finite() || action.cost.is_some_and(|c| !c.is_finite()) {
                 return Err(BundleError::NonFiniteNumber(i));
             }
+            if let Some(rule) = &action.contact {
+                rule.check()
+                    .map_err(|error| BundleError::Contact { index: i, error })?;
+            }
             if index.insert(action.id.clone(), i).is_some() {
                 return Err(BundleError::DuplicateAction {
                     index: i,
@@ -171,6 +215,17 @@ impl Bundle {
                     .ok_or_else(|| BundleError::UnknownFallback(id.clone()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let eligibility = catalog
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                a.eligibility
+                    .as_ref()
+                    .map(Condition::parse)
+                    .transpose()
+                    .map_err(|error| BundleError::Eligibility { index: i, error })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let candidates = catalog
             .iter()
             .map(|a| Candidate {
@@ -184,6 +239,7 @@ impl Bundle {
         Ok(Self {
             actions: catalog,
             candidates,
+            eligibility,
             index,
             fallback,
         })
@@ -216,14 +272,19 @@ impl Bundle {
         &self.candidates
     }
 
+    /// The compiled eligibility condition of the action at `i`, if it has one.
+    pub fn eligibility(&self, i: usize) -> Option<&Condition> {
+        self.eligibility.get(i).and_then(Option::as_ref)
+    }
+
     /// Position of the action with this id.
     pub fn position(&self, id: &str) -> Option<usize> {
         self.index.get(id).copied()
     }
 
-    /// Fallback actions, in the order the tenant listed them.
-    pub fn fallback(&self) -> impl Iterator<Item = &Action> {
-        self.fallback.iter().map(|&i| &self.actions[i])
+    /// Positions of the fallback actions, in the order the tenant listed them.
+    pub fn fallback(&self) -> &[usize] {
+        &self.fallback
     }
 }
 
@@ -239,6 +300,8 @@ mod tests {
             cost: None,
             tags: vec![],
             payload: Value::Null,
+            eligibility: None,
+            contact: None,
         }
     }
 
@@ -272,10 +335,7 @@ mod tests {
     fn indexes_and_round_trips() {
         let bundle = Bundle::new(vec![action("a"), action("b")], &["b".into()]).expect("valid");
         assert_eq!(bundle.position("b"), Some(1));
-        assert_eq!(
-            bundle.fallback().map(|a| a.id.as_str()).collect::<Vec<_>>(),
-            ["b"]
-        );
+        assert_eq!(bundle.fallback(), [1]);
         let again = Bundle::from_stored(bundle.to_stored()).expect("valid");
         assert_eq!(again.actions(), bundle.actions());
     }

@@ -12,7 +12,11 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 
+use serde_json::{Map, Value};
+
+use crate::model::outcome::OutcomeEvent;
 use crate::model::policy::EngineKind;
+use crate::model::profile::Profile;
 use crate::model::{KeyHash, Name, Role};
 
 /// A failed store operation.
@@ -123,6 +127,52 @@ pub struct PolicySummary {
     pub latest: u32,
 }
 
+/// A decision as logged, enough to join outcomes to it and to replay it.
+#[derive(Clone, Debug)]
+pub struct DecisionRecord {
+    /// Decision id.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant: Name,
+    /// Decision point.
+    pub point: Name,
+    /// Policy version that decided.
+    pub version: u32,
+    /// The customer.
+    pub customer_id: String,
+    /// Action ids returned, in order.
+    pub actions: Vec<String>,
+    /// Whether the fallback was served.
+    pub fallback: bool,
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// JSON: the policy's input document (without candidates), the eligible
+    /// candidate ids, and the ranking returned.
+    pub document: String,
+}
+
+/// What outcomes need to know about a logged decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecisionRef {
+    /// Owning tenant.
+    pub tenant: Name,
+    /// The customer.
+    pub customer_id: String,
+    /// Action ids returned.
+    pub actions: Vec<String>,
+}
+
+/// Result of storing a batch of outcomes.
+#[derive(Clone, Debug, Default)]
+pub struct RecordedOutcomes {
+    /// Outcomes stored for the first time.
+    pub accepted: usize,
+    /// Outcomes already stored (client retries), ignored.
+    pub duplicates: usize,
+    /// The updated profile of every customer concerned.
+    pub profiles: Vec<(String, Profile)>,
+}
+
 /// What the server loads into memory at start.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -175,6 +225,28 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Lists a tenant's policies.
     async fn policies(&self, tenant: &Name) -> Result<Vec<PolicySummary>, StoreError>;
+    /// A customer's profile, if one exists.
+    async fn profile(&self, tenant: &Name, customer: &str) -> Result<Option<Profile>, StoreError>;
+    /// Merges attributes (`null` removes) and an optional stage into a profile,
+    /// creating it if needed; returns the result.
+    async fn patch_profile(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        attributes: Map<String, Value>,
+        stage: Option<String>,
+    ) -> Result<Profile, StoreError>;
+    /// Stores outcomes (ignoring ones already stored under the same dedup key)
+    /// and applies the new ones to their customers' contact history, atomically.
+    async fn record_outcomes(
+        &self,
+        tenant: &Name,
+        events: &[OutcomeEvent],
+    ) -> Result<RecordedOutcomes, StoreError>;
+    /// Appends decisions to the decision log.
+    async fn log_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError>;
+    /// Finds a logged decision of `tenant`.
+    async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError>;
     /// A policy's versions and audit trail; `None` if it has no versions.
     async fn history(
         &self,

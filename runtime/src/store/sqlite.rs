@@ -6,16 +6,19 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+use serde_json::{Map, Value};
+
 use super::{
-    KeyRecord, NewVersion, PolicyEvent, PolicyHistory, PolicySummary, Snapshot, Store, StoreError,
-    StoredVersion, VersionInfo,
+    DecisionRecord, DecisionRef, KeyRecord, NewVersion, PolicyEvent, PolicyHistory, PolicySummary,
+    RecordedOutcomes, Snapshot, Store, StoreError, StoredVersion, VersionInfo,
 };
+use crate::model::outcome::OutcomeEvent;
 use crate::model::policy::EngineKind;
+use crate::model::profile::Profile;
 use crate::model::{KeyHash, Name, Role};
 
 const SCHEMA: &str = "
@@ -49,6 +52,35 @@ CREATE TABLE IF NOT EXISTS live_versions (
     version INTEGER NOT NULL,
     PRIMARY KEY (tenant, name),
     FOREIGN KEY (tenant, name, version) REFERENCES policy_versions(tenant, name, version)
+);
+CREATE TABLE IF NOT EXISTS profiles (
+    tenant TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, customer)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    point TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    customer TEXT NOT NULL,
+    actions TEXT NOT NULL,
+    fallback INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    tenant TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    decision_id TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    action_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    value REAL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, dedup_key)
 );
 CREATE TABLE IF NOT EXISTS policy_events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -115,10 +147,7 @@ fn backend(e: rusqlite::Error) -> StoreError {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    crate::clock::now_ms() as i64
 }
 
 fn name(s: String) -> Result<Name, StoreError> {
@@ -141,6 +170,42 @@ fn record_event(
     tx.execute(
         "INSERT INTO policy_events (tenant, name, version, event, at, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![tenant.as_str(), policy.as_str(), version, event, now_ms(), actor],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn read_profile(
+    tx: &Connection,
+    tenant: &Name,
+    customer: &str,
+) -> Result<Option<Profile>, StoreError> {
+    let doc: Option<String> = tx
+        .query_row(
+            "SELECT doc FROM profiles WHERE tenant = ?1 AND customer = ?2",
+            params![tenant.as_str(), customer],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    doc.map(|d| {
+        serde_json::from_str(&d)
+            .map_err(|e| StoreError::Backend(format!("profile of {customer:?} is unreadable: {e}")))
+    })
+    .transpose()
+}
+
+fn write_profile(
+    tx: &Connection,
+    tenant: &Name,
+    customer: &str,
+    profile: &Profile,
+) -> Result<(), StoreError> {
+    let doc = serde_json::to_string(profile).map_err(|e| StoreError::Backend(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO profiles (tenant, customer, doc, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tenant, customer) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+        params![tenant.as_str(), customer, doc, now_ms()],
     )
     .map_err(backend)?;
     Ok(())
@@ -416,6 +481,128 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+        })
+        .await
+    }
+
+    async fn profile(&self, tenant: &Name, customer: &str) -> Result<Option<Profile>, StoreError> {
+        let (tenant, customer) = (tenant.clone(), customer.to_owned());
+        self.with(move |conn| read_profile(conn, &tenant, &customer))
+            .await
+    }
+
+    async fn patch_profile(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        attributes: Map<String, Value>,
+        stage: Option<String>,
+    ) -> Result<Profile, StoreError> {
+        let (tenant, customer) = (tenant.clone(), customer.to_owned());
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let mut profile = read_profile(&tx, &tenant, &customer)?.unwrap_or_default();
+            profile.merge(attributes, stage);
+            write_profile(&tx, &tenant, &customer, &profile)?;
+            tx.commit().map_err(backend)?;
+            Ok(profile)
+        })
+        .await
+    }
+
+    async fn record_outcomes(
+        &self,
+        tenant: &Name,
+        events: &[OutcomeEvent],
+    ) -> Result<RecordedOutcomes, StoreError> {
+        let (tenant, events) = (tenant.clone(), events.to_vec());
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let mut report = RecordedOutcomes::default();
+            let mut profiles: Vec<(String, Profile)> = Vec::new();
+            for e in &events {
+                let inserted = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO outcomes (tenant, dedup_key, decision_id, customer, action_id, type, value, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            tenant.as_str(), e.dedup_key, e.decision_id, e.customer_id, e.action_id,
+                            e.kind.as_str(), e.value, e.at_ms as i64
+                        ],
+                    )
+                    .map_err(backend)?;
+                if inserted == 0 {
+                    report.duplicates += 1;
+                    continue;
+                }
+                report.accepted += 1;
+                let at = match profiles.iter().position(|(c, _)| c == &e.customer_id) {
+                    Some(at) => at,
+                    None => {
+                        let profile = read_profile(&tx, &tenant, &e.customer_id)?.unwrap_or_default();
+                        profiles.push((e.customer_id.clone(), profile));
+                        profiles.len() - 1
+                    }
+                };
+                profiles[at].1.record(&e.action_id, e.kind, e.at_ms);
+            }
+            for (customer, profile) in &profiles {
+                write_profile(&tx, &tenant, customer, profile)?;
+            }
+            tx.commit().map_err(backend)?;
+            report.profiles = profiles;
+            Ok(report)
+        })
+        .await
+    }
+
+    async fn log_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
+        let records = records.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO decisions (id, tenant, point, version, customer, actions, fallback, at, doc)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )
+                    .map_err(backend)?;
+                for r in &records {
+                    let actions = serde_json::to_string(&r.actions).map_err(|e| StoreError::Backend(e.to_string()))?;
+                    stmt.execute(params![
+                        r.id, r.tenant.as_str(), r.point.as_str(), r.version, r.customer_id, actions,
+                        r.fallback, r.at_ms as i64, r.document
+                    ])
+                    .map_err(backend)?;
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.with(move |conn| {
+            let row: Option<(String, String)> = conn
+                .query_row(
+                    "SELECT customer, actions FROM decisions WHERE tenant = ?1 AND id = ?2",
+                    params![tenant.as_str(), id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            row.map(|(customer_id, actions)| {
+                let actions = serde_json::from_str(&actions).map_err(|e| {
+                    StoreError::Backend(format!("decision {id} has unreadable actions: {e}"))
+                })?;
+                Ok(DecisionRef {
+                    tenant: tenant.clone(),
+                    customer_id,
+                    actions,
+                })
+            })
+            .transpose()
         })
         .await
     }

@@ -1,0 +1,85 @@
+//! The decision log: every decision is remembered in memory at once and
+//! written to the store behind the request, in batches.
+//!
+//! **The decide path never waits on the log.** [`DecisionLog::log`] puts the
+//! record in a bounded channel (a full channel drops the write and counts it)
+//! and in an in-memory LRU of recent decisions, so an outcome reported right
+//! after its decision finds it before the batch reaches the store.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use lru::LruCache;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::model::Name;
+use crate::store::{DecisionRecord, DecisionRef, Store, StoreError};
+use crate::telemetry;
+
+/// Records waiting for the writer, at most.
+const QUEUE: usize = 16_384;
+/// Records written per store call, at most.
+const BATCH: usize = 512;
+
+/// Handle to the decision log.
+pub struct DecisionLog {
+    tx: mpsc::Sender<DecisionRecord>,
+    recent: Mutex<LruCache<String, Arc<DecisionRef>>>,
+    store: Arc<dyn Store>,
+}
+
+impl DecisionLog {
+    /// Starts the writer task. It ends, after writing everything queued, once
+    /// every handle is dropped; await the returned task to know the log is flushed.
+    pub fn start(store: Arc<dyn Store>, recent: NonZeroUsize) -> (Arc<Self>, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write_batches(store.clone(), rx));
+        let log = Arc::new(Self {
+            tx,
+            recent: Mutex::new(LruCache::new(recent)),
+            store,
+        });
+        (log, writer)
+    }
+
+    /// Logs a decision without waiting.
+    pub fn log(&self, record: DecisionRecord) {
+        let reference = DecisionRef {
+            tenant: record.tenant.clone(),
+            customer_id: record.customer_id.clone(),
+            actions: record.actions.clone(),
+        };
+        self.lock().put(record.id.clone(), Arc::new(reference));
+        if self.tx.try_send(record).is_err() {
+            telemetry::decision_log_dropped();
+        }
+    }
+
+    /// Finds a decision of `tenant`: recent ones from memory, older ones from the store.
+    pub async fn find(
+        &self,
+        tenant: &Name,
+        id: &str,
+    ) -> Result<Option<Arc<DecisionRef>>, StoreError> {
+        if let Some(hit) = self.lock().get(id) {
+            return Ok((hit.tenant == *tenant).then(|| hit.clone()));
+        }
+        Ok(self.store.decision(tenant, id).await?.map(Arc::new))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, Arc<DecisionRef>>> {
+        self.recent.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<DecisionRecord>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        if let Err(error) = store.log_decisions(&batch).await {
+            telemetry::decision_log_failed(batch.len());
+            tracing::error!(%error, records = batch.len(), "decision log write failed");
+        }
+        batch.clear();
+    }
+}

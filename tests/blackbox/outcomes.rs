@@ -1,0 +1,278 @@
+//! Outcomes, contact rules built from them, and customer history.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Keys, Server, expect, ids};
+
+const ALL: &str = r#"fn decide(ctx) { let out = []; for c in ctx.candidates { out.push(#{id: c.id, score: c.value}); } out }"#;
+
+async fn setup(server: &Server, contact: Value) -> Keys {
+    let keys = server.tenant("acme").await;
+    let bundle = json!({
+        "engine": "rhai", "source": ALL, "activate": true, "fallback": ["welcome"],
+        "catalog": [
+            {"id": "promo", "kind": "offer", "value": 10.0, "contact": contact},
+            {"id": "welcome", "kind": "message", "value": 1.0}
+        ]
+    });
+    expect(
+        server.upload(&keys.editor, "kiosk", &bundle).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    keys
+}
+
+async fn outcome(server: &Server, key: &str, body: Value) -> reqwest::Response {
+    server
+        .post("/v1/outcomes", key, &body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_cap_of_two_impressions_a_day_holds_on_the_third_decide() {
+    let server = Server::start();
+    let keys = setup(&server, json!({"max_impressions": 2, "per": "day"})).await;
+    let ask = json!({"point": "kiosk", "customer_id": "c-1", "record_impressions": true, "explain": true});
+    for _ in 0..2 {
+        assert_eq!(
+            ids(&server.decide_ok(&keys.decide, &ask).await),
+            ["promo", "welcome"]
+        );
+    }
+    let third = server.decide_ok(&keys.decide, &ask).await;
+    assert_eq!(ids(&third), ["welcome"]);
+    assert_eq!(third["explain"]["promo"]["status"], "contact_rule");
+
+    let customer = expect(
+        server
+            .get("/v1/customers/c-1", &keys.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(customer["history"]["promo"]["impressions"], 2);
+    assert_eq!(customer["history"]["welcome"]["impressions"], 3);
+    // Another customer is not capped.
+    let other = json!({"point": "kiosk", "customer_id": "c-2"});
+    assert_eq!(
+        ids(&server.decide_ok(&keys.decide, &other).await),
+        ["promo", "welcome"]
+    );
+}
+
+#[tokio::test]
+async fn a_reject_starts_the_cooldown_across_channels() {
+    let server = Server::start();
+    let keys = setup(&server, json!({"cooldown_after_reject": 7})).await;
+    let web = json!({"point": "kiosk", "customer_id": "c-1", "channel": "web"});
+    let first = server.decide_ok(&keys.decide, &web).await;
+    assert_eq!(ids(&first), ["promo", "welcome"]);
+    let reject =
+        json!({"decision_id": first["decision_id"], "action_id": "promo", "type": "reject"});
+    let accepted = expect(
+        outcome(&server, &keys.decide, reject).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    assert_eq!(accepted, json!({"accepted": 1, "duplicates": 0}));
+
+    let kiosk =
+        json!({"point": "kiosk", "customer_id": "c-1", "channel": "kiosk", "explain": true});
+    let after = server.decide_ok(&keys.decide, &kiosk).await;
+    assert_eq!(ids(&after), ["welcome"]);
+    assert_eq!(after["explain"]["promo"]["status"], "contact_rule");
+}
+
+#[tokio::test]
+async fn outcomes_are_checked_idempotent_and_visible_in_the_profile() {
+    let server = Server::start();
+    let keys = setup(&server, json!({"suppress_after_accept": true})).await;
+    let decision = server
+        .decide_ok(
+            &keys.decide,
+            &json!({"point": "kiosk", "customer_id": "c-1"}),
+        )
+        .await;
+    let id = decision["decision_id"].clone();
+
+    let unknown = json!({"decision_id": "no-such-decision", "action_id": "promo", "type": "click"});
+    expect(
+        outcome(&server, &keys.decide, unknown).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let not_returned = json!({"decision_id": id, "action_id": "ghost", "type": "click"});
+    expect(
+        outcome(&server, &keys.decide, not_returned).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let bad_type = json!({"decision_id": id, "action_id": "promo", "type": "purchase"});
+    let problem = expect(
+        outcome(&server, &keys.decide, bad_type).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("purchase"),
+        "{problem}"
+    );
+
+    // A client retry of the same click is stored once.
+    let click = json!({"decision_id": id, "action_id": "promo", "type": "click"});
+    assert_eq!(
+        expect(
+            outcome(&server, &keys.decide, click.clone()).await,
+            StatusCode::ACCEPTED
+        )
+        .await["accepted"],
+        1
+    );
+    assert_eq!(
+        expect(
+            outcome(&server, &keys.decide, click).await,
+            StatusCode::ACCEPTED
+        )
+        .await["duplicates"],
+        1
+    );
+    // Two purchases with their own idempotency keys are both stored; a batch is accepted whole.
+    let batch = json!({"events": [
+        {"decision_id": id, "action_id": "promo", "type": "convert", "value": 30.0, "idempotency_key": "order-1"},
+        {"decision_id": id, "action_id": "promo", "type": "convert", "value": 12.5, "idempotency_key": "order-2"},
+        {"decision_id": id, "action_id": "promo", "type": "accept"}
+    ]});
+    assert_eq!(
+        expect(
+            outcome(&server, &keys.decide, batch).await,
+            StatusCode::ACCEPTED
+        )
+        .await["accepted"],
+        3
+    );
+
+    let customer = expect(
+        server
+            .get("/v1/customers/c-1", &keys.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let promo = &customer["history"]["promo"];
+    assert_eq!(
+        promo["counts"],
+        json!({"click": 1, "accept": 1, "convert": 2})
+    );
+    assert!(promo["last_ms"]["accept"].as_u64().is_some());
+    // Accepted: suppressed from now on.
+    let again = server
+        .decide_ok(
+            &keys.decide,
+            &json!({"point": "kiosk", "customer_id": "c-1"}),
+        )
+        .await;
+    assert_eq!(ids(&again), ["welcome"]);
+}
+
+#[tokio::test]
+async fn customers_and_outcomes_are_walled_off_by_tenant_and_role() {
+    let server = Server::start();
+    let keys = setup(&server, json!({})).await;
+    let rival = server.tenant("rival").await;
+    let decision = server
+        .decide_ok(
+            &keys.decide,
+            &json!({"point": "kiosk", "customer_id": "c-1"}),
+        )
+        .await;
+    let click =
+        json!({"decision_id": decision["decision_id"], "action_id": "promo", "type": "click"});
+    expect(
+        outcome(&server, &rival.decide, click.clone()).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    expect(
+        server
+            .get("/v1/customers/c-1", &rival.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    expect(
+        server
+            .get("/v1/customers/c-1", &keys.decide)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let patch = server
+        .client
+        .patch(server.url("/v1/customers/c-1"))
+        .bearer_auth(&keys.decide)
+        .json(&json!({"attributes": {}}));
+    expect(patch.send().await.unwrap(), StatusCode::FORBIDDEN).await;
+    expect(
+        outcome(&server, &keys.decide, click).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn acknowledged_outcomes_and_profiles_survive_sigkill() {
+    let server = Server::start();
+    let keys = setup(&server, json!({"max_impressions": 1, "per": "week"})).await;
+    let patch = server
+        .client
+        .patch(server.url("/v1/customers/c-1"))
+        .bearer_auth(&keys.editor)
+        .json(&json!({"attributes": {"plan": "family"}}));
+    expect(patch.send().await.unwrap(), StatusCode::OK).await;
+    let decision = server
+        .decide_ok(
+            &keys.decide,
+            &json!({"point": "kiosk", "customer_id": "c-1"}),
+        )
+        .await;
+    let shown =
+        json!({"decision_id": decision["decision_id"], "action_id": "promo", "type": "impression"});
+    expect(
+        outcome(&server, &keys.decide, shown).await,
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    let server = server.kill_and_restart();
+    let customer = expect(
+        server
+            .get("/v1/customers/c-1", &keys.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(customer["attributes"], json!({"plan": "family"}));
+    assert_eq!(customer["history"]["promo"]["impressions"], 1);
+    // The weekly cap still holds after the restart.
+    let again = server
+        .decide_ok(
+            &keys.decide,
+            &json!({"point": "kiosk", "customer_id": "c-1"}),
+        )
+        .await;
+    assert_eq!(ids(&again), ["welcome"]);
+}
