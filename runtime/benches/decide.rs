@@ -104,13 +104,15 @@ fn bench(c: &mut Criterion) {
                 profile: Some(&profile),
                 now_ms: NOW_MS,
             };
-            let sample = pipeline::decide(&engines, &subject, &policy, &request, 3).response;
+            let sample = pipeline::decide(&engines, &subject, &policy, &[], &request, 3).response;
             assert!(
                 !sample.fallback && sample.actions.len() == 3,
                 "{engine:?} policy fell back"
             );
             group.bench_function(engine.as_str(), |b| {
-                b.iter(|| pipeline::decide(&engines, &subject, &policy, black_box(&request), 3))
+                b.iter(|| {
+                    pipeline::decide(&engines, &subject, &policy, &[], black_box(&request), 3)
+                })
             });
         }
         group.finish();

@@ -18,7 +18,7 @@ use crate::registry::{KeyInfo, LoadError, Registry, TenantSettings};
 use crate::service::{Service, ServiceError};
 use crate::settings::{Settings, SettingsError};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoredExperiment};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -74,12 +74,15 @@ impl Application {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data)?);
         let engines = Arc::new(Engines::new(settings.limits()).map_err(StartError::Engine)?);
         let registry = Arc::new(Registry::new(settings.policy_cache_versions));
-        load(&*store, &registry, &engines).await?;
+        let experiments = load(&*store, &registry, &engines).await?;
         let service = Arc::new(Service::new(
             store.clone(),
             registry.clone(),
             engines.clone(),
         ));
+        for stored in &experiments {
+            service.resume_experiment(stored).await?;
+        }
         let demo = if settings.demo {
             Some(demo::seed(&service, &registry).await?)
         } else {
@@ -144,12 +147,13 @@ impl Application {
     }
 }
 
-/// Loads tenants, keys and live policies from the store into the registry.
+/// Loads tenants, keys and live policies from the store into the registry;
+/// returns the running experiments, which the service resumes.
 async fn load(
     store: &dyn Store,
     registry: &Registry,
     engines: &Arc<Engines>,
-) -> Result<(), StartError> {
+) -> Result<Vec<StoredExperiment>, StartError> {
     let snapshot = store.snapshot().await?;
     for (tenant, json) in snapshot.tenants {
         let settings: TenantSettings = serde_json::from_str(&json)
@@ -185,8 +189,12 @@ async fn load(
         })?;
         registry.set_live(&stored.tenant, Arc::new(loaded));
     }
-    tracing::info!(live_policies = live_count, "store loaded");
-    Ok(())
+    tracing::info!(
+        live_policies = live_count,
+        experiments = snapshot.experiments.len(),
+        "store loaded"
+    );
+    Ok(snapshot.experiments)
 }
 
 async fn shutdown_signal() {

@@ -10,7 +10,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use lru::LruCache;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::model::Name;
@@ -22,9 +22,16 @@ const QUEUE: usize = 16_384;
 /// Records written per store call, at most.
 const BATCH: usize = 512;
 
+/// What the writer receives.
+enum Entry {
+    Record(DecisionRecord),
+    /// Answered once everything queued before it is written.
+    Flush(oneshot::Sender<()>),
+}
+
 /// Handle to the decision log.
 pub struct DecisionLog {
-    tx: mpsc::Sender<DecisionRecord>,
+    tx: mpsc::Sender<Entry>,
     recent: Mutex<LruCache<String, Arc<DecisionRef>>>,
     store: Arc<dyn Store>,
 }
@@ -51,8 +58,17 @@ impl DecisionLog {
             actions: record.actions.clone(),
         };
         self.lock().put(record.id.clone(), Arc::new(reference));
-        if self.tx.try_send(record).is_err() {
+        if self.tx.try_send(Entry::Record(record)).is_err() {
             telemetry::decision_log_dropped();
+        }
+    }
+
+    /// Waits until every decision logged so far is in the store (or was lost
+    /// and counted).
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.tx.send(Entry::Flush(done)).await.is_ok() {
+            let _ = written.await;
         }
     }
 
@@ -73,13 +89,26 @@ impl DecisionLog {
     }
 }
 
-async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<DecisionRecord>) {
-    let mut batch = Vec::with_capacity(BATCH);
-    while rx.recv_many(&mut batch, BATCH).await > 0 {
-        if let Err(error) = store.log_decisions(&batch).await {
-            telemetry::decision_log_failed(batch.len());
-            tracing::error!(%error, records = batch.len(), "decision log write failed");
+async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Entry>) {
+    let mut entries = Vec::with_capacity(BATCH);
+    let mut records = Vec::with_capacity(BATCH);
+    let mut waiting = Vec::new();
+    while rx.recv_many(&mut entries, BATCH).await > 0 {
+        for entry in entries.drain(..) {
+            match entry {
+                Entry::Record(r) => records.push(r),
+                Entry::Flush(done) => waiting.push(done),
+            }
         }
-        batch.clear();
+        if !records.is_empty()
+            && let Err(error) = store.log_decisions(&records).await
+        {
+            telemetry::decision_log_failed(records.len());
+            tracing::error!(%error, records = records.len(), "decision log write failed");
+        }
+        records.clear();
+        for done in waiting.drain(..) {
+            let _ = done.send(());
+        }
     }
 }

@@ -20,5 +20,6 @@ pub mod profiles;
 pub mod registry;
 pub mod service;
 pub mod settings;
+pub mod stats;
 pub mod store;
 pub mod telemetry;

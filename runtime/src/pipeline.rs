@@ -7,6 +7,7 @@
 //! policy fails.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use moment_targeting::SavedGroups;
@@ -17,7 +18,7 @@ use crate::engine::{Engines, PolicyError, PolicyInput, Scored};
 use crate::model::Name;
 use crate::model::policy::{ActionKind, Bundle};
 use crate::model::profile::{MAX_CUSTOMER_ID_LEN, Profile};
-use crate::registry::LoadedPolicy;
+use crate::registry::{LoadedPolicy, RunningExperiment};
 use crate::store::DecisionRecord;
 use crate::telemetry;
 
@@ -96,8 +97,7 @@ pub struct DecideResponse {
     /// The policy version that decided.
     pub policy: PolicyRef,
     /// The experiment and variant, when the customer is in one.
-    #[schema(value_type = Option<Object>)]
-    pub experiment: Option<Value>,
+    pub experiment: Option<ExperimentRef>,
     /// Ranked actions, best first.
     pub actions: Vec<DecidedAction>,
     /// True when the policy failed and these are its fallback actions.
@@ -105,6 +105,15 @@ pub struct DecideResponse {
     /// Present when the request asked for `explain`: catalog action id → what happened.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub explain: Option<BTreeMap<String, Explained>>,
+}
+
+/// The experiment a customer is in.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExperimentRef {
+    /// Experiment id.
+    pub id: String,
+    /// Variant id.
+    pub variant: String,
 }
 
 /// Which policy version decided.
@@ -190,21 +199,40 @@ pub struct Decision {
     pub record: DecisionRecord,
 }
 
-/// Runs the live `policy` for a checked request. Never fails: a failing
-/// policy yields its (eligible) fallback actions.
+/// Runs the policy for a checked request: the variant's version when the
+/// customer is in one of `experiments`, else the `live` one. Never fails: a
+/// failing policy yields its (eligible) fallback actions.
 pub fn decide(
     engines: &Engines,
     subject: &Subject<'_>,
-    policy: &LoadedPolicy,
+    live: &LoadedPolicy,
+    experiments: &[Arc<RunningExperiment>],
     request: &DecideRequest,
     limit: usize,
 ) -> Decision {
-    let bundle = &policy.bundle;
     let stage = request
         .stage
         .as_deref()
         .or(subject.profile.and_then(|p| p.stage.as_deref()));
     let attributes = Value::Object(merged_attributes(subject.profile, request, stage));
+    let assigned = experiments.iter().find_map(|running| {
+        let variant =
+            running
+                .experiment
+                .assign(&request.customer_id, &attributes, subject.groups)?;
+        Some((running, variant))
+    });
+    let (policy, experiment) = match assigned {
+        Some((running, variant)) => (
+            &*running.variants[variant],
+            Some(ExperimentRef {
+                id: running.experiment.id.to_string(),
+                variant: running.experiment.spec.variants[variant].id.clone(),
+            }),
+        ),
+        None => (live, None),
+    };
+    let bundle = &policy.bundle;
     let history = history_document(subject.profile);
     let (allowed, mut explain) = screen(bundle, subject, &attributes, request.explain);
 
@@ -298,6 +326,7 @@ pub fn decide(
         customer_id: request.customer_id.clone(),
         actions: actions.iter().map(|a| a.id.clone()).collect(),
         fallback,
+        experiment: experiment.as_ref().map(|e| (e.id.clone(), e.variant.clone())),
         at_ms: subject.now_ms,
         document: json!({
             "stage": stage, "channel": request.channel, "attributes": attributes,
@@ -314,7 +343,7 @@ pub fn decide(
             name: policy.name.to_string(),
             version: policy.version,
         },
-        experiment: None,
+        experiment,
         actions,
         fallback,
         explain: explain.map(|e| {

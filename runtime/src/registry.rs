@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::engine::{CompileError, Engines, Program};
+use crate::model::experiment::Experiment;
 use crate::model::policy::{Bundle, BundleError, StoredBundle};
 use crate::model::{KeyHash, Name, Role};
 use crate::store::StoredVersion;
@@ -148,6 +149,17 @@ impl LoadedPolicy {
     }
 }
 
+/// A running experiment with the compiled policy of each variant.
+pub struct RunningExperiment {
+    /// The checked definition.
+    pub experiment: Experiment,
+    /// Variant policies, in the definition's order.
+    pub variants: Vec<Arc<LoadedPolicy>>,
+}
+
+/// The running experiments of one decision point.
+pub type PointExperiments = Arc<Vec<Arc<RunningExperiment>>>;
+
 type PolicyKey = (Name, Name);
 type VersionKey = (Name, Name, u32);
 
@@ -156,6 +168,7 @@ pub struct Registry {
     keys: RwLock<HashMap<KeyHash, Arc<KeyInfo>>>,
     tenants: RwLock<HashMap<Name, Arc<Tenant>>>,
     live: RwLock<HashMap<PolicyKey, Arc<LoadedPolicy>>>,
+    experiments: RwLock<HashMap<PolicyKey, PointExperiments>>,
     versions: Mutex<LruCache<VersionKey, Arc<LoadedPolicy>>>,
 }
 
@@ -166,6 +179,7 @@ impl Registry {
             keys: RwLock::default(),
             tenants: RwLock::default(),
             live: RwLock::default(),
+            experiments: RwLock::default(),
             versions: Mutex::new(LruCache::new(cache_versions)),
         }
     }
@@ -207,6 +221,42 @@ impl Registry {
     pub fn set_live(&self, tenant: &Name, policy: Arc<LoadedPolicy>) {
         self.cache(tenant, policy.clone());
         write(&self.live).insert((tenant.clone(), policy.name.clone()), policy);
+    }
+
+    /// The running experiments of a decision point.
+    pub fn experiments(&self, tenant: &Name, point: &Name) -> Option<PointExperiments> {
+        read(&self.experiments)
+            .get(&(tenant.clone(), point.clone()))
+            .cloned()
+    }
+
+    /// Starts serving an experiment.
+    pub fn start_experiment(&self, tenant: &Name, running: Arc<RunningExperiment>) {
+        let mut map = write(&self.experiments);
+        let slot = map
+            .entry((tenant.clone(), running.experiment.point.clone()))
+            .or_default();
+        let mut next = slot.as_ref().clone();
+        next.push(running);
+        *slot = Arc::new(next);
+    }
+
+    /// Stops serving an experiment.
+    pub fn stop_experiment(&self, tenant: &Name, point: &Name, id: &Name) {
+        let mut map = write(&self.experiments);
+        let key = (tenant.clone(), point.clone());
+        if let Some(slot) = map.get_mut(&key) {
+            let next: Vec<_> = slot
+                .iter()
+                .filter(|r| r.experiment.id != *id)
+                .cloned()
+                .collect();
+            if next.is_empty() {
+                map.remove(&key);
+            } else {
+                *slot = Arc::new(next);
+            }
+        }
     }
 
     /// A compiled version, if cached.

@@ -11,10 +11,13 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{CompileError, Engines};
+use crate::model::experiment::{Experiment, ExperimentSpec};
 use crate::model::policy::{Action, Bundle, EngineKind};
 use crate::model::{ApiKey, Name, Role};
-use crate::registry::{KeyInfo, LoadError, LoadedPolicy, Registry, TenantSettings};
-use crate::store::{KeyRecord, NewVersion, Store, StoreError, StoredVersion};
+use crate::registry::{
+    KeyInfo, LoadError, LoadedPolicy, Registry, RunningExperiment, TenantSettings,
+};
+use crate::store::{KeyRecord, NewVersion, Store, StoreError, StoredExperiment, StoredVersion};
 
 /// A policy version as uploaded (body of `POST /v1/policies/{name}/versions`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -222,22 +225,135 @@ impl Service {
         actor: &str,
     ) -> Result<(), ServiceError> {
         let _guard = self.policy_writes.lock().await;
-        let loaded = match self.registry.cached(tenant, name, version) {
-            Some(loaded) => loaded,
-            None => {
-                let stored = self
-                    .store
-                    .version(tenant, name, version)
-                    .await?
-                    .ok_or_else(|| {
-                        ServiceError::NotFound(format!("policy {name:?} has no version {version}"))
-                    })?;
-                Arc::new(self.load(stored).await?)
-            }
-        };
+        let loaded = self.version(tenant, name, version).await?;
         self.store.activate(tenant, name, version, actor).await?;
         self.registry.set_live(tenant, loaded);
         Ok(())
+    }
+
+    /// Starts an experiment: checks its definition, that every variant's
+    /// version exists, and that it excludes every experiment already running
+    /// on the point.
+    pub async fn create_experiment(
+        &self,
+        tenant: &Name,
+        spec: ExperimentSpec,
+    ) -> Result<Experiment, ServiceError> {
+        let experiment = Experiment::new(spec).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let _guard = self.policy_writes.lock().await;
+        for running in self
+            .registry
+            .experiments(tenant, &experiment.point)
+            .iter()
+            .flat_map(|r| r.iter())
+        {
+            if !experiment.excludes(&running.experiment) {
+                return Err(ServiceError::Conflict(format!(
+                    "experiment {:?} already runs on point {:?}; stop it, or give both the same namespace with disjoint ranges",
+                    running.experiment.id.as_str(),
+                    experiment.point.as_str()
+                )));
+            }
+        }
+        let variants = self.variants(tenant, &experiment).await?;
+        let json = serde_json::to_string(&experiment.spec)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        match self
+            .store
+            .create_experiment(tenant, &experiment.id, &json)
+            .await
+        {
+            Err(StoreError::Conflict) => {
+                return Err(ServiceError::Conflict(format!(
+                    "experiment {:?} exists already",
+                    experiment.id.as_str()
+                )));
+            }
+            other => other?,
+        }
+        let running = RunningExperiment {
+            experiment: experiment.clone(),
+            variants,
+        };
+        self.registry.start_experiment(tenant, Arc::new(running));
+        Ok(experiment)
+    }
+
+    /// Serves a stored running experiment again (at start).
+    pub async fn resume_experiment(&self, stored: &StoredExperiment) -> Result<(), ServiceError> {
+        let spec: ExperimentSpec = serde_json::from_str(&stored.spec_json)
+            .map_err(|e| ServiceError::Invalid(format!("stored experiment is unreadable: {e}")))?;
+        let experiment = Experiment::new(spec).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let variants = self.variants(&stored.tenant, &experiment).await?;
+        self.registry.start_experiment(
+            &stored.tenant,
+            Arc::new(RunningExperiment {
+                experiment,
+                variants,
+            }),
+        );
+        Ok(())
+    }
+
+    /// Stops a running experiment; its point serves the live version again.
+    pub async fn stop_experiment(&self, tenant: &Name, id: &Name) -> Result<(), ServiceError> {
+        let _guard = self.policy_writes.lock().await;
+        let stored =
+            self.store.experiment(tenant, id).await?.ok_or_else(|| {
+                ServiceError::NotFound(format!("no experiment {:?}", id.as_str()))
+            })?;
+        let spec: ExperimentSpec = serde_json::from_str(&stored.spec_json)
+            .map_err(|e| ServiceError::Invalid(format!("stored experiment is unreadable: {e}")))?;
+        let point = Name::parse(&spec.point).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        self.store.stop_experiment(tenant, id).await?;
+        self.registry.stop_experiment(tenant, &point, id);
+        Ok(())
+    }
+
+    async fn variants(
+        &self,
+        tenant: &Name,
+        experiment: &Experiment,
+    ) -> Result<Vec<Arc<LoadedPolicy>>, ServiceError> {
+        let mut variants = Vec::with_capacity(experiment.spec.variants.len());
+        for v in &experiment.spec.variants {
+            let loaded = self
+                .version(tenant, &experiment.point, v.version)
+                .await
+                .map_err(|e| match e {
+                    ServiceError::NotFound(detail) => {
+                        ServiceError::Invalid(format!("variant {:?}: {detail}", v.id))
+                    }
+                    other => other,
+                })?;
+            variants.push(loaded);
+        }
+        Ok(variants)
+    }
+
+    /// A compiled version: from the cache, or loaded from the store and cached.
+    async fn version(
+        &self,
+        tenant: &Name,
+        name: &Name,
+        version: u32,
+    ) -> Result<Arc<LoadedPolicy>, ServiceError> {
+        if let Some(loaded) = self.registry.cached(tenant, name, version) {
+            return Ok(loaded);
+        }
+        let stored = self
+            .store
+            .version(tenant, name, version)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!(
+                    "policy {:?} has no version {version}",
+                    name.as_str()
+                ))
+            })?;
+        let loaded = Arc::new(self.load(stored).await?);
+        self.registry.cache(tenant, loaded.clone());
+        Ok(loaded)
     }
 
     /// Compiles a stored version off the async workers.

@@ -9,6 +9,7 @@ mod cors_and_ops;
 mod decide;
 mod demo;
 mod eligibility;
+mod experiments;
 mod outcomes;
 mod policies;
 mod restart;

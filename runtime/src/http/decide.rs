@@ -70,8 +70,10 @@ pub async fn decide(
         profile: profile.as_deref(),
         now_ms: now_ms(),
     };
+    let experiments = registry.experiments(&caller.tenant, &point);
+    let experiments = experiments.as_deref().map_or(&[][..], Vec::as_slice);
     let Decision { response, record } =
-        pipeline::decide(&engines, &subject, &policy, &request, limit);
+        pipeline::decide(&engines, &subject, &policy, experiments, &request, limit);
     decisions.log(record);
     if request.record_impressions && !response.actions.is_empty() {
         let events: Vec<OutcomeEvent> = response

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod customers;
 pub mod decide;
 pub mod error;
+pub mod experiments;
 pub mod json;
 pub mod openapi;
 pub mod ops;
@@ -97,6 +98,13 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
             "/v1/customers/{id}",
             get(customers::show).patch(customers::patch),
         )
+        .route(
+            "/v1/experiments",
+            get(experiments::list).post(experiments::create),
+        )
+        .route("/v1/experiments/{id}", get(experiments::show))
+        .route("/v1/experiments/{id}/stop", post(experiments::stop))
+        .route("/v1/experiments/{id}/results", get(experiments::results))
         .merge(browser)
         .merge(uploads)
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })

@@ -12,6 +12,8 @@ use utoipa::{Modify, OpenApi};
         super::policies::upload, super::policies::list, super::policies::show, super::policies::activate,
         super::decide::decide, super::outcomes::record,
         super::customers::patch, super::customers::show,
+        super::experiments::create, super::experiments::list, super::experiments::show,
+        super::experiments::stop, super::experiments::results,
     ),
     modifiers(&BearerAuth),
 )]

@@ -4,6 +4,7 @@
 //! [`Bundle`](policy::Bundle) has already been checked for duplicate ids.
 
 pub mod contact;
+pub mod experiment;
 pub mod key;
 pub mod name;
 pub mod outcome;

@@ -144,6 +144,8 @@ pub struct DecisionRecord {
     pub actions: Vec<String>,
     /// Whether the fallback was served.
     pub fallback: bool,
+    /// Experiment id and variant id, when the customer was in one.
+    pub experiment: Option<(String, String)>,
     /// When, ms since the Unix epoch.
     pub at_ms: u64,
     /// JSON: the policy's input document (without candidates), the eligible
@@ -173,6 +175,32 @@ pub struct RecordedOutcomes {
     pub profiles: Vec<(String, Profile)>,
 }
 
+/// A stored experiment.
+#[derive(Clone, Debug)]
+pub struct StoredExperiment {
+    /// Owning tenant.
+    pub tenant: Name,
+    /// The definition as JSON (`ExperimentSpec`).
+    pub spec_json: String,
+    /// Whether it still runs.
+    pub running: bool,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Stop time, if stopped.
+    pub stopped_at_ms: Option<i64>,
+}
+
+/// Exposure and conversion counts of one variant, from the logs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VariantCounts {
+    /// Unique customers who got a decision in the variant.
+    pub exposures: u64,
+    /// Unique exposed customers with a goal outcome on a decision of the experiment.
+    pub conversions: u64,
+    /// Sum of the goal outcomes' values.
+    pub value: f64,
+}
+
 /// What the server loads into memory at start.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -182,6 +210,8 @@ pub struct Snapshot {
     pub keys: Vec<KeyRecord>,
     /// The live version of every policy.
     pub live: Vec<StoredVersion>,
+    /// Every running experiment.
+    pub experiments: Vec<StoredExperiment>,
 }
 
 /// Durable storage for tenants, keys and policies.
@@ -247,6 +277,30 @@ pub trait Store: Send + Sync + 'static {
     async fn log_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError>;
     /// Finds a logged decision of `tenant`.
     async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError>;
+    /// Stores a new running experiment; [`StoreError::Conflict`] if the id is taken.
+    async fn create_experiment(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        spec_json: &str,
+    ) -> Result<(), StoreError>;
+    /// A tenant's experiments, oldest first.
+    async fn experiments(&self, tenant: &Name) -> Result<Vec<StoredExperiment>, StoreError>;
+    /// One experiment.
+    async fn experiment(
+        &self,
+        tenant: &Name,
+        id: &Name,
+    ) -> Result<Option<StoredExperiment>, StoreError>;
+    /// Marks an experiment stopped.
+    async fn stop_experiment(&self, tenant: &Name, id: &Name) -> Result<(), StoreError>;
+    /// Exposures and conversions per variant id, counted from the decision and outcome logs.
+    async fn experiment_counts(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        goal: &str,
+    ) -> Result<Vec<(String, VariantCounts)>, StoreError>;
     /// A policy's versions and audit trail; `None` if it has no versions.
     async fn history(
         &self,

@@ -14,7 +14,8 @@ use serde_json::{Map, Value};
 
 use super::{
     DecisionRecord, DecisionRef, KeyRecord, NewVersion, PolicyEvent, PolicyHistory, PolicySummary,
-    RecordedOutcomes, Snapshot, Store, StoreError, StoredVersion, VersionInfo,
+    RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment, StoredVersion, VariantCounts,
+    VersionInfo,
 };
 use crate::model::outcome::OutcomeEvent;
 use crate::model::policy::EngineKind;
@@ -69,7 +70,18 @@ CREATE TABLE IF NOT EXISTS decisions (
     actions TEXT NOT NULL,
     fallback INTEGER NOT NULL,
     at INTEGER NOT NULL,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    experiment TEXT,
+    variant TEXT
+);
+CREATE TABLE IF NOT EXISTS experiments (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    running INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    stopped_at INTEGER,
+    PRIMARY KEY (tenant, id)
 );
 CREATE TABLE IF NOT EXISTS outcomes (
     tenant TEXT NOT NULL,
@@ -91,6 +103,8 @@ CREATE TABLE IF NOT EXISTS policy_events (
     at INTEGER NOT NULL,
     actor TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS decisions_by_experiment ON decisions (tenant, experiment, variant);
+CREATE INDEX IF NOT EXISTS outcomes_by_decision ON outcomes (tenant, decision_id);
 ";
 
 /// SQLite-backed [`Store`].
@@ -211,6 +225,47 @@ fn write_profile(
     Ok(())
 }
 
+/// Experiments, optionally of one tenant, with one id, or running only.
+fn read_experiments(
+    conn: &Connection,
+    tenant: Option<&Name>,
+    id: Option<&Name>,
+    running_only: bool,
+) -> Result<Vec<StoredExperiment>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT tenant, spec, running, created_at, stopped_at FROM experiments
+             WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR id = ?2) AND (?3 = 0 OR running = 1)
+             ORDER BY created_at, id",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(
+            params![tenant.map(Name::as_str), id.map(Name::as_str), running_only],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            },
+        )
+        .map_err(backend)?;
+    rows.map(|row| {
+        let (tenant, spec_json, running, created_at_ms, stopped_at_ms) = row.map_err(backend)?;
+        Ok(StoredExperiment {
+            tenant: name(tenant)?,
+            spec_json,
+            running,
+            created_at_ms,
+            stopped_at_ms,
+        })
+    })
+    .collect()
+}
+
 fn insert_keys(tx: &Transaction<'_>, keys: &[KeyRecord]) -> Result<(), StoreError> {
     for key in keys {
         tx.execute(
@@ -323,6 +378,7 @@ impl Store for SqliteStore {
             for row in rows {
                 snap.live.push(to_stored(row.map_err(backend)?)?);
             }
+            snap.experiments = read_experiments(conn, None, None, true)?;
             Ok(snap)
         })
         .await
@@ -563,15 +619,17 @@ impl Store for SqliteStore {
             {
                 let mut stmt = tx
                     .prepare_cached(
-                        "INSERT OR IGNORE INTO decisions (id, tenant, point, version, customer, actions, fallback, at, doc)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        "INSERT OR IGNORE INTO decisions
+                           (id, tenant, point, version, customer, actions, fallback, at, doc, experiment, variant)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                     )
                     .map_err(backend)?;
                 for r in &records {
                     let actions = serde_json::to_string(&r.actions).map_err(|e| StoreError::Backend(e.to_string()))?;
                     stmt.execute(params![
                         r.id, r.tenant.as_str(), r.point.as_str(), r.version, r.customer_id, actions,
-                        r.fallback, r.at_ms as i64, r.document
+                        r.fallback, r.at_ms as i64, r.document,
+                        r.experiment.as_ref().map(|e| &e.0), r.experiment.as_ref().map(|e| &e.1)
                     ])
                     .map_err(backend)?;
                 }
@@ -603,6 +661,102 @@ impl Store for SqliteStore {
                 })
             })
             .transpose()
+        })
+        .await
+    }
+
+    async fn create_experiment(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        spec_json: &str,
+    ) -> Result<(), StoreError> {
+        let (tenant, id, spec) = (tenant.clone(), id.clone(), spec_json.to_owned());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO experiments (tenant, id, spec, running, created_at) VALUES (?1, ?2, ?3, 1, ?4)",
+                params![tenant.as_str(), id.as_str(), spec, now_ms()],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn experiments(&self, tenant: &Name) -> Result<Vec<StoredExperiment>, StoreError> {
+        let tenant = tenant.clone();
+        self.with(move |conn| read_experiments(conn, Some(&tenant), None, false))
+            .await
+    }
+
+    async fn experiment(
+        &self,
+        tenant: &Name,
+        id: &Name,
+    ) -> Result<Option<StoredExperiment>, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.with(move |conn| {
+            Ok(read_experiments(conn, Some(&tenant), Some(&id), false)?
+                .into_iter()
+                .next())
+        })
+        .await
+    }
+
+    async fn stop_experiment(&self, tenant: &Name, id: &Name) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE experiments SET running = 0, stopped_at = ?3 WHERE tenant = ?1 AND id = ?2 AND running = 1",
+                params![tenant.as_str(), id.as_str(), now_ms()],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn experiment_counts(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        goal: &str,
+    ) -> Result<Vec<(String, VariantCounts)>, StoreError> {
+        let (tenant, id, goal) = (tenant.clone(), id.clone(), goal.to_owned());
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT variant, COUNT(DISTINCT customer) FROM decisions
+                     WHERE tenant = ?1 AND experiment = ?2 GROUP BY variant",
+                )
+                .map_err(backend)?;
+            let mut counts: Vec<(String, VariantCounts)> = stmt
+                .query_map(params![tenant.as_str(), id.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, VariantCounts { exposures: r.get(1)?, ..VariantCounts::default() }))
+                })
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            let mut stmt = conn
+                .prepare(
+                    "SELECT d.variant, COUNT(DISTINCT o.customer), COALESCE(SUM(o.value), 0)
+                     FROM outcomes o JOIN decisions d ON d.id = o.decision_id AND d.tenant = o.tenant
+                     WHERE o.tenant = ?1 AND d.experiment = ?2 AND o.type = ?3 GROUP BY d.variant",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![tenant.as_str(), id.as_str(), goal], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?, r.get::<_, f64>(2)?))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (variant, conversions, value) = row.map_err(backend)?;
+                if let Some((_, c)) = counts.iter_mut().find(|(v, _)| *v == variant) {
+                    c.conversions = conversions;
+                    c.value = value;
+                }
+            }
+            Ok(counts)
         })
         .await
     }
