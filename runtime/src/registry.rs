@@ -194,6 +194,11 @@ impl Registry {
         write(&self.keys).insert(hash, Arc::new(key));
     }
 
+    /// Forgets a key of `tenant` by id, so it stops working at once.
+    pub fn remove_key(&self, tenant: &Name, id: &str) {
+        write(&self.keys).retain(|_, k| !(k.tenant == *tenant && k.id == id));
+    }
+
     /// Whether a tenant exists.
     pub fn has_tenant(&self, tenant: &Name) -> bool {
         read(&self.tenants).contains_key(tenant)

@@ -150,6 +150,34 @@ impl Service {
         Ok(keys)
     }
 
+    /// Issues one new key with `role`; returns its id and secret.
+    pub async fn issue_key(
+        &self,
+        tenant: &Name,
+        role: Role,
+    ) -> Result<(String, String), ServiceError> {
+        let key = ApiKey::generate(role);
+        let record = KeyRecord {
+            id: new_key_id(),
+            tenant: tenant.clone(),
+            role,
+            hash: key.hash(),
+        };
+        self.store.add_keys(std::slice::from_ref(&record)).await?;
+        let id = record.id.clone();
+        self.remember(vec![record]);
+        Ok((id, key.secret().to_owned()))
+    }
+
+    /// Revokes a key; it stops working at once.
+    pub async fn revoke_key(&self, tenant: &Name, id: &str) -> Result<(), ServiceError> {
+        if !self.store.revoke_key(tenant, id).await? {
+            return Err(ServiceError::NotFound(format!("no active key {id:?}")));
+        }
+        self.registry.remove_key(tenant, id);
+        Ok(())
+    }
+
     /// Replaces a tenant's settings.
     pub async fn set_settings(
         &self,
@@ -379,12 +407,16 @@ impl Service {
     }
 }
 
+fn new_key_id() -> String {
+    format!("key_{}", uuid::Uuid::now_v7().simple())
+}
+
 fn new_keys(tenant: &Name) -> (TenantKeys, Vec<KeyRecord>) {
     let [decide, editor, admin] = Role::ALL.map(|role| (role, ApiKey::generate(role)));
     let records = [&decide, &editor, &admin]
         .into_iter()
         .map(|(role, key)| KeyRecord {
-            id: format!("key_{}", uuid::Uuid::now_v7().simple()),
+            id: new_key_id(),
             tenant: tenant.clone(),
             role: *role,
             hash: key.hash(),

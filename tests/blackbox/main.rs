@@ -14,4 +14,5 @@ mod outcomes;
 mod policies;
 mod restart;
 mod tenants;
+mod walls;
 mod wasm;

@@ -9,6 +9,7 @@ pub mod decide;
 pub mod error;
 pub mod experiments;
 pub mod json;
+pub mod keys;
 pub mod openapi;
 pub mod ops;
 pub mod outcomes;
@@ -98,6 +99,8 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
             "/v1/customers/{id}",
             get(customers::show).patch(customers::patch),
         )
+        .route("/v1/keys", get(keys::list).post(keys::issue))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route(
             "/v1/experiments",
             get(experiments::list).post(experiments::create),

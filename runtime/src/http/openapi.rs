@@ -9,6 +9,7 @@ use utoipa::{Modify, OpenApi};
     info(title = "Moment", description = "Next-best-action decisions"),
     paths(
         super::tenants::create, super::tenants::update,
+        super::keys::list, super::keys::issue, super::keys::revoke,
         super::policies::upload, super::policies::list, super::policies::show, super::policies::activate,
         super::decide::decide, super::outcomes::record,
         super::customers::patch, super::customers::show,

@@ -43,6 +43,19 @@ pub struct KeyRecord {
     pub hash: KeyHash,
 }
 
+/// A key as listed to its tenant's admins.
+#[derive(Clone, Debug)]
+pub struct KeyListing {
+    /// Public key id.
+    pub id: String,
+    /// What the key may do.
+    pub role: Role,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Revocation time, if revoked.
+    pub revoked_at_ms: Option<i64>,
+}
+
 /// A policy version to store.
 #[derive(Clone, Debug)]
 pub struct NewVersion {
@@ -228,6 +241,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
     /// Adds keys to an existing tenant.
     async fn add_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError>;
+    /// A tenant's keys (revoked ones included), oldest first.
+    async fn keys(&self, tenant: &Name) -> Result<Vec<KeyListing>, StoreError>;
+    /// Revokes a key of `tenant`; `false` if there is no such unrevoked key.
+    async fn revoke_key(&self, tenant: &Name, id: &str) -> Result<bool, StoreError>;
     /// Checks the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Replaces a tenant's settings.

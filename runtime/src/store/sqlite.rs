@@ -13,9 +13,9 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Map, Value};
 
 use super::{
-    DecisionRecord, DecisionRef, KeyRecord, NewVersion, PolicyEvent, PolicyHistory, PolicySummary,
-    RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment, StoredVersion, VariantCounts,
-    VersionInfo,
+    DecisionRecord, DecisionRef, KeyListing, KeyRecord, NewVersion, PolicyEvent, PolicyHistory,
+    PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment, StoredVersion,
+    VariantCounts, VersionInfo,
 };
 use crate::model::outcome::OutcomeEvent;
 use crate::model::policy::EngineKind;
@@ -410,6 +410,42 @@ impl Store for SqliteStore {
             let tx = conn.transaction().map_err(backend)?;
             insert_keys(&tx, &keys)?;
             tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn keys(&self, tenant: &Name) -> Result<Vec<KeyListing>, StoreError> {
+        let tenant = tenant.clone();
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, role, created_at, revoked_at FROM keys WHERE tenant = ?1 ORDER BY created_at, id")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![tenant.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (id, role, created_at_ms, revoked_at_ms) = row.map_err(backend)?;
+                let role = Role::parse(&role)
+                    .ok_or_else(|| StoreError::Backend(format!("key {id} has unknown role {role:?}")))?;
+                Ok(KeyListing { id, role, created_at_ms, revoked_at_ms })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, tenant: &Name, id: &str) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.with(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE keys SET revoked_at = ?3 WHERE tenant = ?1 AND id = ?2 AND revoked_at IS NULL",
+                    params![tenant.as_str(), id, now_ms()],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
         })
         .await
     }
