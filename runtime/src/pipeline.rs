@@ -233,7 +233,7 @@ pub fn decide(
         None => (live, None),
     };
     let bundle = &policy.bundle;
-    let history = history_document(subject.profile);
+    let history = history_document(subject.profile, bundle);
     let (allowed, mut explain) = screen(bundle, subject, &attributes, request.explain);
 
     let empty = Map::new();
@@ -382,21 +382,23 @@ fn merged_attributes(
     attributes
 }
 
-/// The policy's `history` document: action id → impressions and last shown.
-fn history_document(profile: Option<&Profile>) -> Map<String, Value> {
-    profile
-        .map(|p| {
-            p.history
-                .iter()
-                .map(|(id, h)| {
-                    (
-                        id.clone(),
-                        json!({"impressions": h.impressions, "last_shown_ms": h.last_shown_ms}),
-                    )
-                })
-                .collect()
+/// The policy's `history` document: for this catalog's actions only, action
+/// id → impressions and last shown.
+fn history_document(profile: Option<&Profile>, bundle: &Bundle) -> Map<String, Value> {
+    let Some(profile) = profile else {
+        return Map::new();
+    };
+    bundle
+        .actions()
+        .iter()
+        .filter_map(|a| {
+            let h = profile.history.get(&a.id)?;
+            Some((
+                a.id.clone(),
+                json!({"impressions": h.impressions, "last_shown_ms": h.last_shown_ms}),
+            ))
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// Eligibility and contact rules: which catalog actions are candidates, and

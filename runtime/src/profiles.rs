@@ -2,7 +2,9 @@
 //!
 //! A hot customer's profile (or the fact that it has none) is answered from
 //! memory, so the decide path does no disk read for it. Every write goes to
-//! the store first; the cache then takes the profile the store returned.
+//! the store first, which bumps the profile's revision; the cache then takes
+//! the profile the store returned unless it already holds a newer revision,
+//! so a slow read or an out-of-order write never replaces newer history.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,10 +19,15 @@ use crate::store::{RecordedOutcomes, Store, StoreError};
 
 type Key = (Name, String);
 
+/// Customer locks, striped: enough to serialise decides of one customer
+/// without a lock per customer.
+const STRIPES: usize = 256;
+
 /// Profiles, cached.
 pub struct Profiles {
     store: Arc<dyn Store>,
     cache: Mutex<LruCache<Key, Option<Arc<Profile>>>>,
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Profiles {
@@ -29,7 +36,22 @@ impl Profiles {
         Self {
             store,
             cache: Mutex::new(LruCache::new(capacity)),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
+    }
+
+    /// Serialises work on one customer: hold the guard across reading the
+    /// profile, deciding and recording impressions, so concurrent decides
+    /// cannot both pass a contact cap.
+    pub async fn lock_customer(
+        &self,
+        tenant: &Name,
+        customer: &str,
+    ) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(&(tenant.as_str(), customer), &mut hasher);
+        let stripe = std::hash::Hasher::finish(&hasher) as usize % STRIPES;
+        self.stripes[stripe].lock().await
     }
 
     /// A customer's profile; `None` when the customer has none.
@@ -43,8 +65,7 @@ impl Profiles {
             return Ok(hit.clone());
         }
         let loaded = self.store.profile(tenant, customer).await?.map(Arc::new);
-        self.lock().put(key, loaded.clone());
-        Ok(loaded)
+        Ok(self.offer(key, loaded))
     }
 
     /// Merges attributes and stage into a profile.
@@ -60,9 +81,9 @@ impl Profiles {
                 .patch_profile(tenant, customer, attributes, stage)
                 .await?,
         );
-        self.lock()
-            .put((tenant.clone(), customer.to_owned()), Some(profile.clone()));
-        Ok(profile)
+        Ok(self
+            .offer((tenant.clone(), customer.to_owned()), Some(profile))
+            .unwrap_or_default())
     }
 
     /// Stores outcomes and refreshes the profiles they changed.
@@ -72,14 +93,27 @@ impl Profiles {
         events: &[OutcomeEvent],
     ) -> Result<RecordedOutcomes, StoreError> {
         let report = self.store.record_outcomes(tenant, events).await?;
-        let mut cache = self.lock();
         for (customer, profile) in &report.profiles {
-            cache.put(
+            self.offer(
                 (tenant.clone(), customer.clone()),
                 Some(Arc::new(profile.clone())),
             );
         }
         Ok(report)
+    }
+
+    /// Caches `candidate` unless the cache already holds a newer revision
+    /// (a concurrent write finished first); returns what the cache now holds.
+    fn offer(&self, key: Key, candidate: Option<Arc<Profile>>) -> Option<Arc<Profile>> {
+        let revision = |p: &Option<Arc<Profile>>| p.as_ref().map_or(0, |p| p.revision);
+        let mut cache = self.lock();
+        match cache.get(&key) {
+            Some(held) if revision(held) >= revision(&candidate) => held.clone(),
+            _ => {
+                cache.put(key, candidate.clone());
+                candidate
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Key, Option<Arc<Profile>>>> {

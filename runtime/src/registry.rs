@@ -1,8 +1,10 @@
 //! What the decide path reads, held in memory: keys, tenant settings, the live
 //! version of every policy, and an LRU of compiled versions.
 //!
-//! **The decide path never touches the store.** Write handlers update the
-//! store first and the registry second, so memory never runs ahead of disk.
+//! **The decide path reads keys, settings, policies and experiments only from
+//! here.** Write handlers update the store first and the registry second, so
+//! memory never runs ahead of disk. (Profiles have their own cache in
+//! [`profiles`](crate::profiles).)
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroUsize;
@@ -73,7 +75,34 @@ impl Default for TenantSettings {
     }
 }
 
+/// Body of `PATCH /v1/tenant`: only the fields given change.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsPatch {
+    /// New CORS origins.
+    #[serde(default)]
+    pub cors_origins: Option<Vec<String>>,
+    /// New stages.
+    #[serde(default)]
+    pub stages: Option<Vec<String>>,
+    /// New saved groups (replaces them all).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub groups: Option<BTreeMap<String, Vec<Value>>>,
+}
+
 impl TenantSettings {
+    /// These settings with `patch` applied.
+    pub fn patched(&self, patch: SettingsPatch) -> Self {
+        Self {
+            cors_origins: patch
+                .cors_origins
+                .unwrap_or_else(|| self.cors_origins.clone()),
+            stages: patch.stages.unwrap_or_else(|| self.stages.clone()),
+            groups: patch.groups.unwrap_or_else(|| self.groups.clone()),
+        }
+    }
+
     /// Whether a browser page from `origin` may call this tenant's decide route.
     pub fn allows_origin(&self, origin: &str) -> bool {
         self.cors_origins.iter().any(|o| o == "*" || o == origin)

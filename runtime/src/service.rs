@@ -3,7 +3,7 @@
 //!
 //! Each operation writes the store first and updates the in-memory
 //! [`Registry`] only once the store has acknowledged, under one lock for
-//! policy writes so the live version in memory always matches the store.
+//! writes so what is in memory always matches the store.
 
 use std::sync::Arc;
 
@@ -15,7 +15,7 @@ use crate::model::experiment::{Experiment, ExperimentSpec};
 use crate::model::policy::{Action, Bundle, EngineKind};
 use crate::model::{ApiKey, Name, Role};
 use crate::registry::{
-    KeyInfo, LoadError, LoadedPolicy, Registry, RunningExperiment, TenantSettings,
+    KeyInfo, LoadError, LoadedPolicy, Registry, RunningExperiment, SettingsPatch, TenantSettings,
 };
 use crate::store::{KeyRecord, NewVersion, Store, StoreError, StoredExperiment, StoredVersion};
 
@@ -96,6 +96,9 @@ pub enum ServiceError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A background task panicked (a bug of ours, not the caller's).
+    #[error("a background task failed: {0}")]
+    Crashed(String),
     /// A stored version could not be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -106,7 +109,7 @@ pub struct Service {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     engines: Arc<Engines>,
-    policy_writes: tokio::sync::Mutex<()>,
+    writes: tokio::sync::Mutex<()>,
 }
 
 impl Service {
@@ -116,7 +119,7 @@ impl Service {
             store,
             registry,
             engines,
-            policy_writes: tokio::sync::Mutex::new(()),
+            writes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -178,17 +181,24 @@ impl Service {
         Ok(())
     }
 
-    /// Replaces a tenant's settings.
-    pub async fn set_settings(
+    /// Changes the given fields of a tenant's settings; returns them all.
+    pub async fn update_settings(
         &self,
         tenant: &Name,
-        settings: TenantSettings,
-    ) -> Result<(), ServiceError> {
+        patch: SettingsPatch,
+    ) -> Result<TenantSettings, ServiceError> {
+        let _guard = self.writes.lock().await;
+        let settings = self.registry.tenant(tenant).settings.patched(patch);
+        if settings.stages.iter().any(String::is_empty) {
+            return Err(ServiceError::Invalid(
+                "stages must be non-empty names".into(),
+            ));
+        }
         let json =
             serde_json::to_string(&settings).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         self.store.update_tenant_settings(tenant, &json).await?;
-        self.registry.set_tenant(tenant.clone(), settings);
-        Ok(())
+        self.registry.set_tenant(tenant.clone(), settings.clone());
+        Ok(settings)
     }
 
     /// Validates, compiles and stores a new policy version; returns its number.
@@ -212,12 +222,12 @@ impl Service {
         let (program, code) =
             tokio::task::spawn_blocking(move || (engines.compile(engine, &code), code))
                 .await
-                .map_err(|e| ServiceError::Invalid(format!("compilation crashed: {e}")))?;
+                .map_err(|e| ServiceError::Crashed(e.to_string()))?;
         let program = program.map_err(|e| ServiceError::Invalid(compile_detail(engine, &e)))?;
         let bundle_json = serde_json::to_string(&bundle.to_stored())
             .map_err(|e| ServiceError::Invalid(e.to_string()))?;
 
-        let _guard = self.policy_writes.lock().await;
+        let _guard = self.writes.lock().await;
         let version = self
             .store
             .create_version(NewVersion {
@@ -252,7 +262,7 @@ impl Service {
         version: u32,
         actor: &str,
     ) -> Result<(), ServiceError> {
-        let _guard = self.policy_writes.lock().await;
+        let _guard = self.writes.lock().await;
         let loaded = self.version(tenant, name, version).await?;
         self.store.activate(tenant, name, version, actor).await?;
         self.registry.set_live(tenant, loaded);
@@ -268,7 +278,7 @@ impl Service {
         spec: ExperimentSpec,
     ) -> Result<Experiment, ServiceError> {
         let experiment = Experiment::new(spec).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        let _guard = self.policy_writes.lock().await;
+        let _guard = self.writes.lock().await;
         for running in self
             .registry
             .experiments(tenant, &experiment.point)
@@ -325,7 +335,7 @@ impl Service {
 
     /// Stops a running experiment; its point serves the live version again.
     pub async fn stop_experiment(&self, tenant: &Name, id: &Name) -> Result<(), ServiceError> {
-        let _guard = self.policy_writes.lock().await;
+        let _guard = self.writes.lock().await;
         let stored =
             self.store.experiment(tenant, id).await?.ok_or_else(|| {
                 ServiceError::NotFound(format!("no experiment {:?}", id.as_str()))
@@ -389,7 +399,7 @@ impl Service {
         let engines = self.engines.clone();
         let loaded = tokio::task::spawn_blocking(move || LoadedPolicy::load(&engines, &stored))
             .await
-            .map_err(|e| ServiceError::Invalid(format!("compilation crashed: {e}")))??;
+            .map_err(|e| ServiceError::Crashed(e.to_string()))??;
         Ok(loaded)
     }
 

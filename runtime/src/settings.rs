@@ -23,8 +23,9 @@ pub struct Settings {
     /// Create (or re-key) a `demo` tenant with the reference policies and print its keys.
     #[arg(long)]
     pub demo: bool,
-    /// The operator's token for creating tenants (at least 16 characters).
-    #[arg(long, env = "MOMENT_ROOT_TOKEN", hide_env_values = true)]
+    /// The operator's token for creating tenants (at least 16 characters),
+    /// from `MOMENT_ROOT_TOKEN` only: a flag would show it in `ps` and shell history.
+    #[arg(skip = std::env::var("MOMENT_ROOT_TOKEN").ok())]
     pub root_token: Option<String>,
     /// Wall-clock budget of one policy call, in milliseconds.
     #[arg(long, env = "MOMENT_POLICY_DEADLINE_MS", default_value_t = 20)]

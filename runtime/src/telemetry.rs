@@ -80,8 +80,19 @@ pub fn outcomes(stored: usize, duplicates: usize) {
     counter!(OUTCOMES, "result" => "duplicate").increment(duplicates as u64);
 }
 
-/// Records one HTTP response.
-pub fn http(route: String, method: String, status: u16, took: Duration) {
+/// Records one HTTP response. Methods outside the standard set are counted
+/// as `other`, so a client cannot mint label values.
+pub fn http(route: String, method: &str, status: u16, took: Duration) {
+    let method: &'static str = match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    };
     histogram!(HTTP_SECONDS, "route" => route.clone()).record(took.as_secs_f64());
     counter!(HTTP_REQUESTS, "route" => route, "method" => method, "status" => status.to_string())
         .increment(1);

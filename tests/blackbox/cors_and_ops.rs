@@ -31,6 +31,14 @@ async fn health_readiness_metrics_and_openapi() {
         "{metrics}"
     );
     expect(get("/no/such/route").await.unwrap(), StatusCode::NOT_FOUND).await;
+    let wrong_method = server
+        .client
+        .delete(server.url("/v1/decide"))
+        .send()
+        .await
+        .unwrap();
+    assert!(wrong_method.headers().contains_key("allow"));
+    expect(wrong_method, StatusCode::METHOD_NOT_ALLOWED).await;
 }
 
 #[tokio::test]
@@ -79,6 +87,39 @@ async fn browsers_may_call_decide_from_allowed_origins() {
         .json(&settings);
     expect(patch.send().await.unwrap(), StatusCode::OK).await;
     expect(from("https://shop.example").await.unwrap(), StatusCode::OK).await;
+    expect(
+        from("https://evil.example").await.unwrap(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    // Outcomes from a page are checked the same way.
+    let decision = server.decide_ok(&keys.decide, &ask).await;
+    let click =
+        json!({"decision_id": decision["decision_id"], "action_id": "large", "type": "click"});
+    let outcome = |origin: &'static str| {
+        server
+            .post("/v1/outcomes", &keys.decide, &click)
+            .header("origin", origin)
+            .send()
+    };
+    expect(
+        outcome("https://evil.example").await.unwrap(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    expect(
+        outcome("https://shop.example").await.unwrap(),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+    // A later patch of other settings keeps the origins.
+    let patch = server
+        .client
+        .patch(server.url("/v1/tenant"))
+        .bearer_auth(&keys.admin)
+        .json(&json!({"stages": ["new", "at-risk"]}));
+    let settings = expect(patch.send().await.unwrap(), StatusCode::OK).await;
+    assert_eq!(settings["cors_origins"], json!(["https://shop.example"]));
     expect(
         from("https://evil.example").await.unwrap(),
         StatusCode::FORBIDDEN,

@@ -276,3 +276,17 @@ async fn acknowledged_outcomes_and_profiles_survive_sigkill() {
         .await;
     assert_eq!(ids(&again), ["welcome"]);
 }
+
+#[tokio::test]
+async fn concurrent_decides_cannot_pass_a_cap_together() {
+    let server = Server::start();
+    let keys = setup(&server, json!({"max_impressions": 2, "per": "day"})).await;
+    let ask = json!({"point": "kiosk", "customer_id": "c-1", "record_impressions": true});
+    let answers =
+        futures::future::join_all((0..8).map(|_| server.decide_ok(&keys.decide, &ask))).await;
+    let shown = answers
+        .iter()
+        .filter(|a| ids(a).contains(&"promo".to_owned()))
+        .count();
+    assert_eq!(shown, 2);
+}

@@ -88,6 +88,25 @@ async fn every_route_checks_role_and_tenant() {
             json!({"decision_id": decision, "action_id": "large", "type": "click"}),
             "decide",
         ),
+        (Method::GET, "/v1/experiments".into(), Value::Null, "editor"),
+        (
+            Method::PATCH,
+            "/v1/customers/c-1".into(),
+            json!({"attributes": {"b": 2}}),
+            "editor",
+        ),
+        (
+            Method::PATCH,
+            "/v1/tenant".into(),
+            json!({"cors_origins": ["*"]}),
+            "admin",
+        ),
+        (
+            Method::POST,
+            "/v1/experiments/exp/stop".into(),
+            json!({}),
+            "editor",
+        ),
         (Method::GET, "/v1/keys".into(), Value::Null, "admin"),
         // Last: for the intruder it creates its own `hero`.
         (
@@ -137,10 +156,12 @@ async fn every_route_checks_role_and_tenant() {
             request = request.json(body);
         }
         let status = request.send().await.unwrap().status();
-        let expected = match path.as_str() {
-            // Uploading creates the intruder's own policy; listing keys lists its own.
-            "/v1/policies/hero/versions" => StatusCode::CREATED,
-            "/v1/keys" => StatusCode::OK,
+        let expected = match (method.as_str(), path.as_str()) {
+            // These act on the intruder's own tenant: its own policy, customer,
+            // settings, experiments and keys.
+            ("POST", "/v1/policies/hero/versions") => StatusCode::CREATED,
+            ("GET", "/v1/keys" | "/v1/experiments")
+            | ("PATCH", "/v1/customers/c-1" | "/v1/tenant") => StatusCode::OK,
             _ => StatusCode::NOT_FOUND,
         };
         assert_eq!(status, expected, "intruder on {method} {path}");
@@ -170,13 +191,23 @@ async fn every_route_checks_role_and_tenant() {
         StatusCode::OK,
     )
     .await;
-    assert!(
-        policies
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|p| p["name"] == "hero" && p["latest_version"] == 1),
-        "{policies}"
+    assert_eq!(
+        policies,
+        json!([{"name": "hero", "live_version": 1, "latest_version": 1}])
+    );
+    let customer = expect(
+        server
+            .get("/v1/customers/c-1", &intruder.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(
+        customer["attributes"],
+        json!({"b": 2}),
+        "acme's attributes must not show"
     );
     let experiments = expect(
         server

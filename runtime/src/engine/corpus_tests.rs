@@ -113,13 +113,21 @@ fn uploads_outside_the_abi_are_refused() {
         compile(b"\0asm\x01\0\0\0garbage"),
         Some(CompileError::NotWasm(_))
     ));
+    // 1000 pages (62.5 MiB) minimum could never be instantiated under the 16 MiB cap.
+    let greedy = wat::parse_str(
+        r#"(module (memory (export "memory") 1000)
+             (func (export "moment_alloc") (param i32) (result i32) i32.const 0)
+             (func (export "moment_decide") (param i32 i32) (result i64) i64.const 0))"#,
+    )
+    .unwrap();
+    assert!(matches!(compile(&greedy), Some(CompileError::Abi(_))));
     let big = Limits {
         max_code_bytes: 1024,
         ..Limits::default()
     };
     let small_cap = Engines::new(big).unwrap();
     assert!(matches!(
-        small_cap.compile(EngineKind::Wasm, TELCO_RETENTION_WASM),
+        small_cap.check_size(TELCO_RETENTION_WASM),
         Err(CompileError::TooLarge { .. })
     ));
 }

@@ -208,14 +208,20 @@ impl Engines {
         &self.limits
     }
 
-    /// Compiles uploaded code for `engine`.
-    pub fn compile(&self, engine: EngineKind, code: &[u8]) -> Result<Program, CompileError> {
+    /// Refuses code over [`Limits::max_code_bytes`]; checked at upload only,
+    /// so lowering the cap never stops stored versions from loading.
+    pub fn check_size(&self, code: &[u8]) -> Result<(), CompileError> {
         if code.len() > self.limits.max_code_bytes {
             return Err(CompileError::TooLarge {
                 size: code.len(),
                 limit: self.limits.max_code_bytes,
             });
         }
+        Ok(())
+    }
+
+    /// Compiles code for `engine`.
+    pub fn compile(&self, engine: EngineKind, code: &[u8]) -> Result<Program, CompileError> {
         match engine {
             EngineKind::Rhai => {
                 let source = std::str::from_utf8(code).map_err(|_| CompileError::NotUtf8)?;
@@ -225,15 +231,18 @@ impl Engines {
         }
     }
 
-    /// Runs `program` on `input` within the limits.
+    /// Runs `program` on `input` within the limits. A panic inside an engine
+    /// (a bug there, never a policy's doing) is contained as a trap.
     pub fn run(
         &self,
         program: &Program,
         input: &PolicyInput<'_>,
     ) -> Result<Vec<Scored>, PolicyError> {
-        match program {
+        let call = || match program {
             Program::Rhai(script) => self.rhai.run(script, input, &self.limits),
             Program::Wasm(module) => self.wasm.run(module, input, &self.limits),
-        }
+        };
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+            .unwrap_or_else(|_| Err(PolicyError::Trap("the engine panicked".to_owned())))
     }
 }

@@ -24,6 +24,10 @@ use super::{CompileError, Limits, PolicyError, PolicyInput, Scored};
 
 /// How often the epoch ticks; deadlines are counted in ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// The pool's per-slot memory ceiling: the largest cap an operator may set.
+/// The configured cap is enforced by the limiter at run time and by the ABI
+/// check at upload, which can then say why a module is refused.
+const POOL_MAX_MEMORY: usize = 1 << 30;
 /// Most instances alive at once (one per in-flight WASM decision).
 const POOL_INSTANCES: u32 = 256;
 /// Largest native stack a policy may use.
@@ -103,6 +107,7 @@ pub struct WasmEngine {
     engine: Engine,
     linker: Linker<Host>,
     modules: Mutex<LruCache<[u8; 32], WasmModule>>,
+    memory_cap: usize,
 }
 
 impl WasmEngine {
@@ -113,7 +118,7 @@ impl WasmEngine {
         pool.total_core_instances(POOL_INSTANCES)
             .total_memories(POOL_INSTANCES)
             .total_tables(POOL_INSTANCES)
-            .max_memory_size(limits.wasm_memory_bytes);
+            .max_memory_size(POOL_MAX_MEMORY);
         let mut config = Config::new();
         config
             .consume_fuel(true)
@@ -137,6 +142,7 @@ impl WasmEngine {
             engine,
             linker,
             modules: Mutex::new(LruCache::new(MODULE_CACHE)),
+            memory_cap: limits.wasm_memory_bytes,
         })
     }
 
@@ -159,7 +165,7 @@ impl WasmEngine {
         }
         let module = Module::new(&self.engine, bytes)
             .map_err(|e| CompileError::NotWasm(format!("{e:#}")))?;
-        check_abi(&module)?;
+        check_abi(&module, self.memory_cap)?;
         let pre = self
             .linker
             .instantiate_pre(&module)
@@ -288,7 +294,7 @@ fn classify(err: &wasmtime::Error, refused_growth: bool) -> PolicyError {
 }
 
 /// Checks imports and exports against ABI v1.
-fn check_abi(module: &Module) -> Result<(), CompileError> {
+fn check_abi(module: &Module, memory_cap: usize) -> Result<(), CompileError> {
     if let Some(import) = module.imports().next() {
         return Err(CompileError::Abi(format!(
             "it imports `{}.{}`; ABI v1 modules may not import anything (no WASI, no `env`)",
@@ -298,7 +304,14 @@ fn check_abi(module: &Module) -> Result<(), CompileError> {
     }
     let export = |name: &str| module.get_export(name);
     match export("memory") {
-        Some(ExternType::Memory(m)) if !m.is_64() => {}
+        Some(ExternType::Memory(m)) if !m.is_64() => {
+            let minimum = m.minimum().saturating_mul(64 * 1024);
+            if minimum > memory_cap as u64 {
+                return Err(CompileError::Abi(format!(
+                    "its memory starts at {minimum} bytes, over the {memory_cap}-byte cap"
+                )));
+            }
+        }
         _ => {
             return Err(CompileError::Abi(
                 "it must export a 32-bit linear memory named `memory`".into(),

@@ -39,6 +39,22 @@ impl Caller {
     }
 }
 
+/// Refuses a browser call from an origin the tenant has not allowed.
+pub fn check_origin(
+    headers: &axum::http::HeaderMap,
+    settings: &crate::registry::TenantSettings,
+) -> Result<(), ApiError> {
+    let origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|o| o.to_str().ok());
+    match origin {
+        Some(origin) if !settings.allows_origin(origin) => Err(ApiError::forbidden(format!(
+            "origin {origin:?} is not among this tenant's allowed CORS origins"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The operator's root token, hashed; `None` when `MOMENT_ROOT_TOKEN` is unset.
 #[derive(Clone, Copy, Debug)]
 pub struct RootToken(pub Option<KeyHash>);

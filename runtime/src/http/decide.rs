@@ -5,9 +5,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::http::header::ORIGIN;
 
-use super::auth::Caller;
+use super::auth::{Caller, check_origin};
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::clock::now_ms;
@@ -35,14 +34,7 @@ pub async fn decide(
 ) -> Result<Json<DecideResponse>, ApiError> {
     caller.require(Role::Decide)?;
     let tenant = registry.tenant(&caller.tenant);
-    let origin = headers.get(ORIGIN).and_then(|o| o.to_str().ok());
-    if let Some(origin) = origin
-        && !tenant.settings.allows_origin(origin)
-    {
-        return Err(ApiError::forbidden(format!(
-            "origin {origin:?} is not among this tenant's allowed CORS origins"
-        )));
-    }
+    check_origin(&headers, &tenant.settings)?;
     let limit = request
         .check()
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
@@ -62,6 +54,16 @@ pub async fn decide(
     };
     let point = Name::parse(&request.point).map_err(|_| unknown())?;
     let policy = registry.live(&caller.tenant, &point).ok_or_else(unknown)?;
+    // Recording impressions makes this decide a write: serialise it with the
+    // customer's other decides so a contact cap cannot be passed twice.
+    let _customer = match request.record_impressions {
+        true => Some(
+            profiles
+                .lock_customer(&caller.tenant, &request.customer_id)
+                .await,
+        ),
+        false => None,
+    };
     let profile = profiles.get(&caller.tenant, &request.customer_id).await?;
 
     let subject = Subject {

@@ -99,6 +99,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(detail) => ApiError::not_found(detail),
             ServiceError::Store(e) => ApiError::internal(e),
             ServiceError::Load(e) => ApiError::internal(e),
+            ServiceError::Crashed(e) => ApiError::internal(e),
         }
     }
 }

@@ -20,9 +20,10 @@ pub async fn healthz() -> &'static str {
 /// Readiness: the store answers.
 pub async fn readyz(State(store): State<Arc<dyn Store>>) -> Result<&'static str, ApiError> {
     store.ping().await.map(|()| "ready").map_err(|e| {
+        tracing::error!(error = %e, "readiness: the store does not answer");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the store does not answer: {e}"),
+            "the store does not answer; see the server log",
         )
     })
 }

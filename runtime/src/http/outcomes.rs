@@ -4,11 +4,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::auth::Caller;
+use super::auth::{Caller, check_origin};
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::clock::now_ms;
@@ -16,6 +16,7 @@ use crate::decisions::DecisionLog;
 use crate::model::Role;
 use crate::model::outcome::{OutcomeEvent, OutcomeType};
 use crate::profiles::Profiles;
+use crate::registry::Registry;
 use crate::telemetry;
 
 /// Most events in one batch.
@@ -66,9 +67,12 @@ pub async fn record(
     caller: Caller,
     State(decisions): State<Arc<DecisionLog>>,
     State(profiles): State<Arc<Profiles>>,
+    State(registry): State<Arc<Registry>>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<OutcomesAccepted>), ApiError> {
     caller.require(Role::Decide)?;
+    check_origin(&headers, &registry.tenant(&caller.tenant).settings)?;
     let shape = |e: serde_json::Error| {
         ApiError::unprocessable(format!("the body does not match the expected shape: {e}"))
     };

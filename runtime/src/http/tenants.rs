@@ -11,7 +11,7 @@ use super::auth::{Caller, Root};
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::model::{Name, Role};
-use crate::registry::TenantSettings;
+use crate::registry::{SettingsPatch, TenantSettings};
 use crate::service::{Service, TenantKeys};
 
 /// Body of `POST /v1/tenants`.
@@ -57,18 +57,15 @@ pub async fn create(
     ))
 }
 
-/// Replaces the caller's tenant settings (CORS origins).
-#[utoipa::path(patch, path = "/v1/tenant", tag = "tenants", request_body = TenantSettings,
+/// Changes the given fields of the caller's tenant settings; answers them all.
+#[utoipa::path(patch, path = "/v1/tenant", tag = "tenants", request_body = SettingsPatch,
     security(("bearer" = [])),
     responses((status = 200, body = TenantSettings), (status = 403, body = super::error::Problem)))]
 pub async fn update(
     caller: Caller,
     State(service): State<Arc<Service>>,
-    ApiJson(settings): ApiJson<TenantSettings>,
+    ApiJson(patch): ApiJson<SettingsPatch>,
 ) -> Result<Json<TenantSettings>, ApiError> {
     caller.require(Role::Admin)?;
-    service
-        .set_settings(&caller.tenant, settings.clone())
-        .await?;
-    Ok(Json(settings))
+    Ok(Json(service.update_settings(&caller.tenant, patch).await?))
 }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::outcome::OutcomeType;
-use super::profile::ContactHistory;
+use super::profile::{ContactHistory, MAX_IMPRESSIONS_KEPT};
 
 const DAY_MS: u64 = 24 * 3600 * 1000;
 
@@ -62,6 +62,9 @@ pub enum ContactRuleError {
     /// `per` without `max_impressions`.
     #[error("`per` needs `max_impressions`")]
     PeriodWithoutCap,
+    /// A cap the kept impression history cannot enforce.
+    #[error("`max_impressions` must be between 1 and {MAX_IMPRESSIONS_KEPT}")]
+    BadCap,
     /// A negative, zero-length or non-finite cooldown.
     #[error("`cooldown_after_reject` must be a positive number of days")]
     BadCooldown,
@@ -74,6 +77,12 @@ impl ContactRule {
             return Err(ContactRuleError::PeriodWithoutCap);
         }
         if self
+            .max_impressions
+            .is_some_and(|n| n == 0 || n as usize > MAX_IMPRESSIONS_KEPT)
+        {
+            return Err(ContactRuleError::BadCap);
+        }
+        if self
             .cooldown_after_reject
             .is_some_and(|d| !d.is_finite() || d <= 0.0)
         {
@@ -84,7 +93,8 @@ impl ContactRule {
 
     /// The rule that hides the action now, described, or `None` when it may be shown.
     pub fn blocks(&self, history: Option<&ContactHistory>, now_ms: u64) -> Option<String> {
-        let h = history?;
+        let empty = ContactHistory::default();
+        let h = history.unwrap_or(&empty);
         if self.suppress_after_accept && h.last(OutcomeType::Accept).is_some() {
             return Some("suppress_after_accept: the customer accepted it".to_owned());
         }

@@ -91,8 +91,8 @@ pub enum ExperimentError {
     /// A variant id is empty or repeated.
     #[error("variant ids must be non-empty and unique; {0:?} is not")]
     VariantId(String),
-    /// A weight outside 0–1.
-    #[error("variants[{0}].weight must be between 0 and 1")]
+    /// A weight outside (0, 1].
+    #[error("variants[{0}].weight must be above 0 and at most 1")]
     Weight(usize),
     /// Weights do not sum to 1.
     #[error("variant weights sum to {0}, not 1")]
@@ -136,7 +136,7 @@ impl Experiment {
             if v.id.is_empty() || spec.variants[..i].iter().any(|w| w.id == v.id) {
                 return Err(ExperimentError::VariantId(v.id.clone()));
             }
-            if !(0.0..=1.0).contains(&v.weight) {
+            if !(v.weight > 0.0 && v.weight <= 1.0) {
                 return Err(ExperimentError::Weight(i));
             }
         }

@@ -153,6 +153,9 @@ pub enum BundleError {
         /// What is wrong with the rule.
         error: super::contact::ContactRuleError,
     },
+    /// A fallback id is listed twice.
+    #[error("fallback lists {0:?} twice")]
+    DuplicateFallback(String),
     /// A fallback id names no catalog action.
     #[error("fallback names {0:?}, which is not in the catalog")]
     UnknownFallback(String),
@@ -206,15 +209,18 @@ impl Bundle {
                 });
             }
         }
-        let fallback = fallback
-            .iter()
-            .map(|id| {
-                index
-                    .get(id)
-                    .copied()
-                    .ok_or_else(|| BundleError::UnknownFallback(id.clone()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut positions = Vec::with_capacity(fallback.len());
+        for id in fallback {
+            let i = index
+                .get(id)
+                .copied()
+                .ok_or_else(|| BundleError::UnknownFallback(id.clone()))?;
+            if positions.contains(&i) {
+                return Err(BundleError::DuplicateFallback(id.clone()));
+            }
+            positions.push(i);
+        }
+        let fallback = positions;
         let eligibility = catalog
             .iter()
             .enumerate()
@@ -336,6 +342,10 @@ mod tests {
         let bundle = Bundle::new(vec![action("a"), action("b")], &["b".into()]).expect("valid");
         assert_eq!(bundle.position("b"), Some(1));
         assert_eq!(bundle.fallback(), [1]);
+        assert_eq!(
+            Bundle::new(vec![action("a")], &["a".into(), "a".into()]).err(),
+            Some(BundleError::DuplicateFallback("a".into()))
+        );
         let again = Bundle::from_stored(bundle.to_stored()).expect("valid");
         assert_eq!(again.actions(), bundle.actions());
     }

@@ -26,6 +26,9 @@ pub struct Profile {
     pub stage: Option<String>,
     /// Contact history per action id.
     pub history: BTreeMap<String, ContactHistory>,
+    /// Incremented by every stored write; caches keep the highest they saw.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// What has happened between a customer and one action.

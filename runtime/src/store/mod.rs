@@ -4,9 +4,11 @@
 //! implementation ([`sqlite::SqliteStore`]) is the default; a cluster
 //! implementation on PostgreSQL and Redis satisfies the same trait.
 //!
-//! **The decide path never calls the store**: everything it reads is loaded
-//! into the [`Registry`](crate::registry::Registry) at start and kept current
-//! by the write handlers.
+//! Keys, settings, policies and experiments are loaded into the
+//! [`Registry`](crate::registry::Registry) at start and kept current by the
+//! write handlers, so the decide path never reads them from here. It reads a
+//! profile from here only for a customer not in the profile cache, and writes
+//! here only for `record_impressions`.
 
 pub mod sqlite;
 

@@ -213,8 +213,9 @@ fn write_profile(
     tx: &Connection,
     tenant: &Name,
     customer: &str,
-    profile: &Profile,
+    profile: &mut Profile,
 ) -> Result<(), StoreError> {
+    profile.revision += 1;
     let doc = serde_json::to_string(profile).map_err(|e| StoreError::Backend(e.to_string()))?;
     tx.execute(
         "INSERT INTO profiles (tenant, customer, doc, updated_at) VALUES (?1, ?2, ?3, ?4)
@@ -595,7 +596,7 @@ impl Store for SqliteStore {
             let tx = conn.transaction().map_err(backend)?;
             let mut profile = read_profile(&tx, &tenant, &customer)?.unwrap_or_default();
             profile.merge(attributes, stage);
-            write_profile(&tx, &tenant, &customer, &profile)?;
+            write_profile(&tx, &tenant, &customer, &mut profile)?;
             tx.commit().map_err(backend)?;
             Ok(profile)
         })
@@ -638,7 +639,7 @@ impl Store for SqliteStore {
                 };
                 profiles[at].1.record(&e.action_id, e.kind, e.at_ms);
             }
-            for (customer, profile) in &profiles {
+            for (customer, profile) in &mut profiles {
                 write_profile(&tx, &tenant, customer, profile)?;
             }
             tx.commit().map_err(backend)?;

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# HTTP load test of POST /v1/decide: Moment with the reference telco policy
+# (WASM and Rhai, N candidates, ~1 KB of attributes, 10,000 customers) against
+# a bare axum endpoint that only parses the same body (the ceiling), in one run
+# on one machine. Prints requests/s, p50/p99 and the ratio to the ceiling at
+# peak (wrk), then p50/p99 at a fixed rate of half each peak (oha).
+#
+# Run: scripts/load.sh            (DURATION=15s CONNECTIONS=32 CANDIDATES=100 by default)
+# Needs: wrk (Debian package) and oha (cargo install oha); installs them if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-15s}
+CONNECTIONS=${CONNECTIONS:-32}
+CANDIDATES=${CANDIDATES:-100}
+
+command -v wrk >/dev/null || apt-get install -y -qq wrk
+command -v oha >/dev/null || cargo install oha --locked
+cargo build --release -q -p moment-runtime --bin moment --example ceiling
+
+work=$(mktemp -d)
+cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Starts a server that prints "… listening on http://ADDR" first; echoes ADDR.
+start() {
+  local out=$1; shift
+  "$@" > "$out" 2> "$out.err" &
+  for _ in $(seq 1 100); do
+    if grep -q 'listening on http://' "$out" 2>/dev/null; then
+      sed -n 's/.*listening on http:\/\///p' "$out" | head -1
+      return
+    fi
+    sleep 0.1
+  done
+  echo "server did not start: $(cat "$out.err")" >&2
+  exit 1
+}
+
+export MOMENT_ROOT_TOKEN="load-root-token-$RANDOM$RANDOM$RANDOM"
+moment=$(MOMENT_LOG=warn start "$work/moment.out" target/release/moment serve --listen 127.0.0.1:0 --data "$work/data")
+ceiling=$(start "$work/ceiling.out" target/release/examples/ceiling 127.0.0.1:0)
+wasm=$(ls target/wasm-policies/wasm32-unknown-unknown/release/moment_policy_telco_retention.wasm)
+key=$(python3 scripts/load_setup.py "http://$moment" "$MOMENT_ROOT_TOKEN" "$wasm" "$CANDIDATES" "$work")
+cp "$work/retention-wasm.json" "$work/ceiling.json"
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $CANDIDATES candidates; $CONNECTIONS connections; $DURATION per run"
+printf '%-16s %12s %10s %10s %8s\n' target 'requests/s' 'p50 ms' 'p99 ms' ratio
+declare -A peak
+for target in ceiling retention-wasm retention-rhai; do
+  if [ "$target" = ceiling ]; then addr=$ceiling; auth=""; else addr=$moment; auth=$key; fi
+  report=$(BODY_FILE="$work/$target.json" DECIDE_KEY="$auth" \
+    wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s scripts/decide.lua "http://$addr/v1/decide")
+  rps=$(echo "$report" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$report" | awk '$1 == "50%" {print $2}')
+  p99=$(echo "$report" | awk '$1 == "99%" {print $2}')
+  errors=$(echo "$report" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
+  peak[$target]=$rps
+  printf '%-16s %12.0f %10s %10s %8.2f %s\n' "$target" "$rps" "$p50" "$p99" \
+    "$(python3 -c "print($rps / ${peak[ceiling]})")" "$errors"
+done
+
+echo
+echo "fixed rate, half of each peak (oha, one customer):"
+printf '%-16s %12s %10s %10s\n' target 'rate/s' 'p50 ms' 'p99 ms'
+for target in ceiling retention-wasm retention-rhai; do
+  if [ "$target" = ceiling ]; then addr=$ceiling; auth=(); else addr=$moment; auth=(-H "Authorization: Bearer $key"); fi
+  rate=$(python3 -c "print(int(${peak[$target]} / 2))")
+  sed 's/CUSTOMER/c-1/' "$work/$target.json" > "$work/$target.one.json"
+  json=$(oha --no-tui --output-format json -z "$DURATION" -c "$CONNECTIONS" -q "$rate" -m POST \
+    -H 'Content-Type: application/json' "${auth[@]}" -D "$work/$target.one.json" "http://$addr/v1/decide")
+  python3 - "$target" "$rate" <<<"$json" <<'PY'
+import json, sys
+d = json.load(sys.stdin)
+p = d["latencyPercentiles"]
+codes = d.get("statusCodeDistribution", {})
+print(f"{sys.argv[1]:<16} {int(sys.argv[2]):>12} {p['p50'] * 1000:>10.3f} {p['p99'] * 1000:>10.3f}  status {codes}")
+PY
+done
