@@ -66,13 +66,18 @@ for target in ceiling retention-wasm retention-rhai; do
   if [ "$target" = ceiling ]; then addr=$ceiling; auth=(); else addr=$moment; auth=(-H "Authorization: Bearer $key"); fi
   rate=$(python3 -c "print(int(${peak[$target]} / 2))")
   sed 's/CUSTOMER/c-1/' "$work/$target.json" > "$work/$target.one.json"
-  json=$(oha --no-tui --output-format json -z "$DURATION" -c "$CONNECTIONS" -q "$rate" -m POST \
-    -H 'Content-Type: application/json' "${auth[@]}" -D "$work/$target.one.json" "http://$addr/v1/decide")
-  python3 - "$target" "$rate" <<<"$json" <<'PY'
+  oha --no-tui --latency-correction --output-format json -z "$DURATION" -c "$CONNECTIONS" -q "$rate" -m POST \
+    -H 'Content-Type: application/json' "${auth[@]}" -D "$work/$target.one.json" "http://$addr/v1/decide" \
+    > "$work/$target.oha.json"
+  python3 - "$target" "$rate" "$work/$target.oha.json" <<'PY'
 import json, sys
-d = json.load(sys.stdin)
+d = json.load(open(sys.argv[3]))
 p = d["latencyPercentiles"]
 codes = d.get("statusCodeDistribution", {})
 print(f"{sys.argv[1]:<16} {int(sys.argv[2]):>12} {p['p50'] * 1000:>10.3f} {p['p99'] * 1000:>10.3f}  status {codes}")
 PY
 done
+
+echo
+echo "Moment's own counts over all runs (a fallback under load means a policy hit its deadline):"
+curl -s "http://$moment/metrics" | grep -E '^moment_(decisions_total|policy_fallbacks_total)' || true
