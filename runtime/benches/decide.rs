@@ -103,6 +103,7 @@ fn bench(c: &mut Criterion) {
                 groups: &groups,
                 profile: Some(&profile),
                 now_ms: NOW_MS,
+                limits: engines.limits(),
             };
             let sample = pipeline::decide(&engines, &subject, &policy, &[], &request, 3).response;
             assert!(

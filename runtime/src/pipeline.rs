@@ -189,6 +189,8 @@ pub struct Subject<'a> {
     pub profile: Option<&'a Profile>,
     /// Decision time, ms since the Unix epoch.
     pub now_ms: u64,
+    /// Policy limits for this tenant.
+    pub limits: &'a crate::engine::Limits,
 }
 
 /// A decision: the answer, and the record for the decision log.
@@ -253,7 +255,7 @@ pub fn decide(
     let engine = policy.program.engine();
     let started = Instant::now();
     let outcome = engines
-        .run(&policy.program, &input)
+        .run(&policy.program, &input, subject.limits)
         .and_then(|scored| rank(bundle, &allowed, scored));
     telemetry::policy_call(engine, started.elapsed());
 

@@ -15,7 +15,7 @@ use moment_targeting::SavedGroups;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::engine::{CompileError, Engines, Program};
+use crate::engine::{CompileError, Engines, Program, TenantLimits};
 use crate::model::experiment::Experiment;
 use crate::model::policy::{Bundle, BundleError, StoredBundle};
 use crate::model::{KeyHash, Name, Role};
@@ -46,6 +46,9 @@ pub struct TenantSettings {
     #[serde(default)]
     #[schema(value_type = Object)]
     pub groups: BTreeMap<String, Vec<Value>>,
+    /// Policy limits tighter than the operator's, for this tenant's calls.
+    #[serde(default)]
+    pub limits: TenantLimits,
 }
 
 fn any_origin() -> Vec<String> {
@@ -71,6 +74,7 @@ impl Default for TenantSettings {
             cors_origins: any_origin(),
             stages: default_stages(),
             groups: BTreeMap::new(),
+            limits: TenantLimits::default(),
         }
     }
 }
@@ -89,6 +93,9 @@ pub struct SettingsPatch {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub groups: Option<BTreeMap<String, Vec<Value>>>,
+    /// New policy limits (replaces them all).
+    #[serde(default)]
+    pub limits: Option<TenantLimits>,
 }
 
 impl TenantSettings {
@@ -100,6 +107,7 @@ impl TenantSettings {
                 .unwrap_or_else(|| self.cors_origins.clone()),
             stages: patch.stages.unwrap_or_else(|| self.stages.clone()),
             groups: patch.groups.unwrap_or_else(|| self.groups.clone()),
+            limits: patch.limits.unwrap_or_else(|| self.limits.clone()),
         }
     }
 

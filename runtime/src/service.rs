@@ -189,6 +189,10 @@ impl Service {
     ) -> Result<TenantSettings, ServiceError> {
         let _guard = self.writes.lock().await;
         let settings = self.registry.tenant(tenant).settings.patched(patch);
+        self.engines
+            .limits()
+            .check(&settings.limits)
+            .map_err(ServiceError::Invalid)?;
         if settings.stages.iter().any(String::is_empty) {
             return Err(ServiceError::Invalid(
                 "stages must be non-empty names".into(),

@@ -135,6 +135,66 @@ pub fn ids(actions: &[Ranked]) -> Vec<&str> {
     actions.iter().map(|a| a.id.as_str()).collect()
 }
 
+/// Asserts that, for every case, neighbouring scores up to one past the
+/// case's limit differ clearly (by more than 1e-9 relative), so that float
+/// parsing on the way through the host can never swap them.
+///
+/// # Panics
+///
+/// On a near tie, naming the case.
+pub fn assert_no_ties_at_the_cut(
+    bundle: &Bundle,
+    cases: &[Case],
+    policy: impl Fn(&Context) -> Vec<Ranked>,
+) {
+    for case in cases {
+        let ctx: Context =
+            serde_json::from_value(case.input(bundle)).expect("case input is a valid context");
+        let all = rank(policy(&ctx), usize::MAX);
+        let shown = (case.limit() + 1).min(all.len());
+        for pair in all[..shown].windows(2) {
+            let gap = pair[0].score - pair[1].score;
+            assert!(
+                gap > 1e-9 * pair[0].score,
+                "case {:?}: near tie in {all:?}",
+                case.name
+            );
+        }
+    }
+}
+
+/// Asserts that the fallback and every case's expected ids are catalog ids,
+/// and that every catalog entry's payload has a `headline` to render.
+///
+/// # Panics
+///
+/// On the first id or entry that breaks this.
+pub fn assert_well_formed(bundle: &Bundle, cases: &[Case]) {
+    let catalog: Vec<&str> = bundle.catalog.iter().map(|a| a.id.as_str()).collect();
+    for id in &bundle.fallback {
+        assert!(
+            catalog.contains(&id.as_str()),
+            "fallback {id:?} is not in the catalog"
+        );
+    }
+    for case in cases {
+        for id in &case.expect {
+            assert!(
+                catalog.contains(&id.as_str()),
+                "case {:?} expects {id:?}, not in the catalog",
+                case.name
+            );
+        }
+    }
+    for entry in &bundle.catalog {
+        assert!(
+            entry.payload["headline"].is_string(),
+            "{} has no payload.headline",
+            entry.id
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

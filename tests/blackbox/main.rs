@@ -10,6 +10,7 @@ mod decide;
 mod demo;
 mod eligibility;
 mod experiments;
+mod limits;
 mod outcomes;
 mod policies;
 mod restart;

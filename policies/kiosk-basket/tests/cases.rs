@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use moment_policy_kiosk_basket::decide;
-use moment_sdk::testing::{Bundle, Case, ids, rank};
+use moment_sdk::testing::{Bundle, Case, assert_no_ties_at_the_cut, assert_well_formed, ids};
 use moment_sdk::{Context, Ranked};
 
 const BUNDLE: &str = include_str!("../bundle.json");
@@ -29,40 +29,14 @@ fn every_case_ranks_as_expected() {
 #[test]
 fn cases_have_no_ties_at_the_cut() {
     let (bundle, cases) = load();
-    for case in &cases {
-        let ctx: Context = serde_json::from_value(case.input(&bundle)).unwrap();
-        let all = rank(decide(&ctx), usize::MAX);
-        let shown = (case.limit() + 1).min(all.len());
-        for pair in all[..shown].windows(2) {
-            // A clear gap, so that float parsing on the way through the
-            // host can never swap them.
-            let gap = pair[0].score - pair[1].score;
-            assert!(
-                gap > 1e-9 * pair[0].score,
-                "case {:?}: near tie in {all:?}",
-                case.name
-            );
-        }
-    }
+    assert_no_ties_at_the_cut(&bundle, &cases, decide);
 }
 
 #[test]
 fn bundle_is_well_formed() {
     let (bundle, cases) = load();
-    let catalog: Vec<&str> = bundle.catalog.iter().map(|a| a.id.as_str()).collect();
     assert_eq!(bundle.fallback, ["generic-welcome"]);
-    assert!(
-        bundle
-            .fallback
-            .iter()
-            .all(|id| catalog.contains(&id.as_str()))
-    );
-    for case in &cases {
-        assert!(case.expect.iter().all(|id| catalog.contains(&id.as_str())));
-    }
-    for entry in &bundle.catalog {
-        assert!(entry.payload["headline"].is_string(), "{}", entry.id);
-    }
+    assert_well_formed(&bundle, &cases);
 }
 
 /// What `moment_decide` answers.

@@ -29,7 +29,7 @@ fn run_with(name: &str, limits: Limits) -> Result<Vec<Scored>, PolicyError> {
         history: &empty,
         now_ms: 0,
     };
-    engines.run(&program, &input)
+    engines.run(&program, &input, engines.limits())
 }
 
 fn run(name: &str) -> Result<Vec<Scored>, PolicyError> {

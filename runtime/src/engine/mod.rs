@@ -53,6 +53,73 @@ impl Default for Limits {
     }
 }
 
+/// A tenant's own limits: each, when set, replaces the operator's default
+/// for that tenant's calls, and may only be tighter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Wall-clock budget of one policy call, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+    /// Rhai operations one call may perform (checked every 1,024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rhai_max_operations: Option<u64>,
+    /// WASM fuel one call may burn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm_fuel: Option<u64>,
+    /// Largest WASM linear memory, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wasm_memory_bytes: Option<usize>,
+}
+
+impl Limits {
+    /// Refuses tenant limits that are zero or looser than these.
+    pub fn check(&self, tenant: &TenantLimits) -> Result<(), String> {
+        let within = |name: &str, value: Option<u64>, max: u64| match value {
+            Some(v) if v == 0 || v > max => {
+                Err(format!("limits.{name} must be between 1 and {max}"))
+            }
+            _ => Ok(()),
+        };
+        within(
+            "deadline_ms",
+            tenant.deadline_ms,
+            self.deadline.as_millis() as u64,
+        )?;
+        within(
+            "rhai_max_operations",
+            tenant.rhai_max_operations,
+            self.rhai_max_operations,
+        )?;
+        within("wasm_fuel", tenant.wasm_fuel, self.wasm_fuel)?;
+        within(
+            "wasm_memory_bytes",
+            tenant.wasm_memory_bytes.map(|b| b as u64),
+            self.wasm_memory_bytes as u64,
+        )
+    }
+
+    /// These limits with a tenant's own applied.
+    pub fn for_tenant(&self, tenant: &TenantLimits) -> Limits {
+        Limits {
+            deadline: tenant
+                .deadline_ms
+                .map_or(self.deadline, Duration::from_millis)
+                .min(self.deadline),
+            rhai_max_operations: tenant
+                .rhai_max_operations
+                .unwrap_or(u64::MAX)
+                .min(self.rhai_max_operations),
+            wasm_fuel: tenant.wasm_fuel.unwrap_or(u64::MAX).min(self.wasm_fuel),
+            wasm_memory_bytes: tenant
+                .wasm_memory_bytes
+                .unwrap_or(usize::MAX)
+                .min(self.wasm_memory_bytes),
+            ..self.clone()
+        }
+    }
+}
+
 /// The document a policy receives: the same for both engines.
 #[derive(Serialize)]
 pub struct PolicyInput<'a> {
@@ -231,16 +298,18 @@ impl Engines {
         }
     }
 
-    /// Runs `program` on `input` within the limits. A panic inside an engine
-    /// (a bug there, never a policy's doing) is contained as a trap.
+    /// Runs `program` on `input` within `limits` (the operator's, or a
+    /// tenant's from [`Limits::for_tenant`]). A panic inside an engine (a bug
+    /// there, never a policy's doing) is contained as a trap.
     pub fn run(
         &self,
         program: &Program,
         input: &PolicyInput<'_>,
+        limits: &Limits,
     ) -> Result<Vec<Scored>, PolicyError> {
         let call = || match program {
-            Program::Rhai(script) => self.rhai.run(script, input, &self.limits),
-            Program::Wasm(module) => self.wasm.run(module, input, &self.limits),
+            Program::Rhai(script) => self.rhai.run(script, input, limits),
+            Program::Wasm(module) => self.wasm.run(module, input, limits),
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
             .unwrap_or_else(|_| Err(PolicyError::Trap("the engine panicked".to_owned())))

@@ -16,9 +16,25 @@ use super::{CompileError, Limits, PolicyError, PolicyInput, Scored};
 /// How many Rhai operations pass between two looks at the clock.
 const CLOCK_EVERY_OPS: u64 = 1024;
 
+/// The budget of the Rhai call running on a thread.
+#[derive(Clone, Copy)]
+struct Budget {
+    deadline: Instant,
+    max_operations: u64,
+}
+
+/// Why the progress hook stopped a call.
+#[derive(Clone, Copy, PartialEq)]
+enum Stopped {
+    Deadline,
+    Operations,
+}
+
 thread_local! {
-    /// Deadline of the Rhai call running on this thread, if any.
-    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Budget of the Rhai call running on this thread, if any.
+    static BUDGET: Cell<Option<Budget>> = const { Cell::new(None) };
+    /// Set by the progress hook when it stops a call.
+    static STOPPED: Cell<Option<Stopped>> = const { Cell::new(None) };
 }
 
 /// A compiled script.
@@ -51,11 +67,21 @@ impl RhaiEngine {
             .on_print(|_| {})
             .on_debug(|_, _, _| {})
             .on_progress(|ops| {
+                // The per-call budget (a tenant's may be tighter than the
+                // engine-wide ceiling) is looked at every 1,024 operations.
                 if ops % CLOCK_EVERY_OPS != 0 {
                     return None;
                 }
-                let past = DEADLINE.with(|d| d.get().is_some_and(|at| Instant::now() >= at));
-                past.then_some(Dynamic::UNIT)
+                let budget = BUDGET.with(Cell::get)?;
+                let stopped = if ops > budget.max_operations {
+                    Stopped::Operations
+                } else if Instant::now() >= budget.deadline {
+                    Stopped::Deadline
+                } else {
+                    return None;
+                };
+                STOPPED.with(|s| s.set(Some(stopped)));
+                Some(Dynamic::UNIT)
             });
         engine.register_fn("priority", priority);
         Self { engine }
@@ -91,7 +117,12 @@ impl RhaiEngine {
             .map_err(|e| PolicyError::BadOutput(format!("input: {e}")))?;
         let options = CallFnOptions::new().eval_ast(false).rewind_scope(false);
         let mut scope = Scope::new();
-        DEADLINE.with(|d| d.set(Some(Instant::now() + limits.deadline)));
+        let budget = Budget {
+            deadline: Instant::now() + limits.deadline,
+            max_operations: limits.rhai_max_operations,
+        };
+        BUDGET.with(|b| b.set(Some(budget)));
+        STOPPED.with(|s| s.set(None));
         let result = self.engine.call_fn_with_options::<Dynamic>(
             options,
             &mut scope,
@@ -99,8 +130,11 @@ impl RhaiEngine {
             "decide",
             (ctx,),
         );
-        DEADLINE.with(|d| d.set(None));
-        result.map_err(|e| classify(&e)).and_then(decode_output)
+        BUDGET.with(|b| b.set(None));
+        let stopped = STOPPED.with(Cell::take);
+        result
+            .map_err(|e| classify(&e, stopped))
+            .and_then(decode_output)
     }
 }
 
@@ -120,8 +154,11 @@ fn priority(
 }
 
 /// Maps a Rhai error to the typed failure, looking through function-call wrappers.
-fn classify(err: &EvalAltResult) -> PolicyError {
+fn classify(err: &EvalAltResult, stopped: Option<Stopped>) -> PolicyError {
     match err.unwrap_inner() {
+        EvalAltResult::ErrorTerminated(..) if stopped == Some(Stopped::Operations) => {
+            PolicyError::Fuel
+        }
         EvalAltResult::ErrorTerminated(..) => PolicyError::Deadline,
         EvalAltResult::ErrorTooManyOperations(..) => PolicyError::Fuel,
         EvalAltResult::ErrorStackOverflow(..) => PolicyError::StackOverflow,
@@ -255,7 +292,7 @@ mod tests {
             Some(PolicyError::Fuel)
         );
         let deadline = Limits {
-            rhai_max_operations: 0,
+            rhai_max_operations: u64::MAX,
             deadline: Duration::from_millis(5),
             ..Limits::default()
         };

@@ -66,7 +66,9 @@ pub async fn decide(
     };
     let profile = profiles.get(&caller.tenant, &request.customer_id).await?;
 
+    let limits = engines.limits().for_tenant(&tenant.settings.limits);
     let subject = Subject {
+        limits: &limits,
         tenant: &caller.tenant,
         groups: &tenant.groups,
         profile: profile.as_deref(),
