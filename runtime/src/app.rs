@@ -14,7 +14,7 @@ use crate::http::auth::RootToken;
 use crate::http::{AppState, BodyLimits, router};
 use crate::model::KeyHash;
 use crate::profiles::Profiles;
-use crate::registry::{KeyInfo, LoadError, Registry, TenantSettings};
+use crate::registry::{KeyInfo, Registry, TenantSettings};
 use crate::service::{Service, ServiceError};
 use crate::settings::{Settings, SettingsError};
 use crate::store::sqlite::SqliteStore;
@@ -32,18 +32,6 @@ pub enum StartError {
     /// A stored tenant's settings do not parse.
     #[error("tenant {0} has unreadable settings: {1}")]
     TenantSettings(String, serde_json::Error),
-    /// A live policy version no longer loads.
-    #[error("live policy {tenant}/{policy} v{version} does not load: {source}")]
-    Load {
-        /// Tenant.
-        tenant: String,
-        /// Policy name.
-        policy: String,
-        /// Version.
-        version: u32,
-        /// Why.
-        source: LoadError,
-    },
     /// The WebAssembly engine could not be configured.
     #[error("wasm engine: {0:#}")]
     Engine(wasmtime::Error),
@@ -175,19 +163,21 @@ async fn load(
         let engines = engines.clone();
         let (loaded, stored) = tokio::task::spawn_blocking(move || {
             (
-                crate::registry::LoadedPolicy::load(&engines, &stored),
+                crate::registry::LoadedPolicy::load_or_degrade(&engines, &stored),
                 stored,
             )
         })
         .await
         .map_err(|e| StoreError::Backend(format!("loading task failed: {e}")))?;
-        let loaded = loaded.map_err(|source| StartError::Load {
-            tenant: stored.tenant.to_string(),
-            policy: stored.name.to_string(),
-            version: stored.version,
-            source,
-        })?;
-        registry.set_live(&stored.tenant, Arc::new(loaded));
+        match loaded {
+            Ok(loaded) => registry.set_live(&stored.tenant, Arc::new(loaded)),
+            // Without a readable bundle there is not even a fallback to serve:
+            // the point answers 404 until a version is activated again.
+            Err(error) => tracing::error!(
+                tenant = %stored.tenant, policy = %stored.name, version = stored.version, %error,
+                "live policy version is unreadable; not serving it"
+            ),
+        }
     }
     tracing::info!(
         live_policies = live_count,

@@ -174,14 +174,36 @@ pub enum LoadError {
 impl LoadedPolicy {
     /// Compiles a stored version.
     pub fn load(engines: &Engines, stored: &StoredVersion) -> Result<Self, LoadError> {
+        let mut loaded = Self::load_bundle(stored)?;
+        loaded.program = engines.compile(stored.engine, &stored.code)?;
+        Ok(loaded)
+    }
+
+    /// Like [`LoadedPolicy::load`], but code that no longer compiles (after
+    /// an engine upgrade, say) gives an [`Program::Unloadable`] program that
+    /// serves the version's fallback instead of an error. Used at start, so
+    /// one tenant's stored version can never keep the server down.
+    pub fn load_or_degrade(engines: &Engines, stored: &StoredVersion) -> Result<Self, LoadError> {
+        let mut loaded = Self::load_bundle(stored)?;
+        match engines.compile(stored.engine, &stored.code) {
+            Ok(program) => loaded.program = program,
+            Err(error) => tracing::error!(
+                tenant = %stored.tenant, policy = %stored.name, version = stored.version, %error,
+                "live policy version no longer compiles; serving its fallback"
+            ),
+        }
+        Ok(loaded)
+    }
+
+    /// The version's bundle, with an [`Program::Unloadable`] program.
+    fn load_bundle(stored: &StoredVersion) -> Result<Self, LoadError> {
         let bundle =
             Bundle::from_stored(serde_json::from_str::<StoredBundle>(&stored.bundle_json)?)?;
-        let program = engines.compile(stored.engine, &stored.code)?;
         Ok(Self {
             name: stored.name.clone(),
             version: stored.version,
             bundle,
-            program,
+            program: Program::Unloadable(stored.engine),
         })
     }
 }

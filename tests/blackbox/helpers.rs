@@ -87,9 +87,16 @@ impl Server {
     }
 
     /// Kills the process with SIGKILL and starts a new one on the same data.
-    pub fn kill_and_restart(mut self) -> Server {
+    pub fn kill_and_restart(self) -> Server {
+        self.kill_and_restart_after(|_| {})
+    }
+
+    /// Kills the process with SIGKILL, runs `meddle` on the data directory,
+    /// and starts a new one on it.
+    pub fn kill_and_restart_after(mut self, meddle: impl FnOnce(&Path)) -> Server {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+        meddle(&self.data);
         let mut next = Server::start_on(&self.data, &[]);
         next._dir = self._dir.take();
         next

@@ -37,3 +37,26 @@ async fn tenants_keys_and_live_versions_survive_sigkill() {
     // Version numbering continues after the restart.
     assert_eq!(server.upload_rhai(&keys.editor, "hero", BY_VALUE).await, 3);
 }
+
+#[tokio::test]
+async fn a_stored_version_that_no_longer_compiles_serves_its_fallback() {
+    let server = Server::start();
+    let acme = server.tenant("acme").await;
+    let other = server.tenant("other").await;
+    server.upload_rhai(&acme.editor, "hero", BY_VALUE).await;
+    server.upload_rhai(&other.editor, "hero", BY_VALUE).await;
+    // Break acme's stored code behind the server's back, as an engine upgrade might.
+    let server = server.kill_and_restart_after(|data| {
+        let db = rusqlite::Connection::open(data.join("moment.sqlite3")).unwrap();
+        let sql = "UPDATE policy_versions SET code = CAST('fn decide(ctx) {' AS BLOB) WHERE tenant = 'acme'";
+        assert_eq!(db.execute(sql, []).unwrap(), 1);
+    });
+    let ask = json!({"point": "hero", "customer_id": "c-1", "explain": true});
+    let answer = server.decide_ok(&acme.decide, &ask).await;
+    assert_eq!(answer["fallback"], true);
+    assert_eq!(answer["explain"]["small"]["reason"], "unloadable");
+    assert_eq!(
+        server.decide_ok(&other.decide, &ask).await["fallback"],
+        false
+    );
+}

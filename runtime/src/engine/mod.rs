@@ -178,6 +178,9 @@ pub enum PolicyError {
     /// The output is not a ranking.
     #[error("policy output is malformed: {0}")]
     BadOutput(String),
+    /// The stored code of this version no longer compiles (see the start-up log).
+    #[error("policy version could not be loaded")]
+    Unloadable,
     /// The output names an action that is not a candidate.
     #[error("policy returned action {0:?}, which is not a candidate")]
     UnknownAction(String),
@@ -196,6 +199,7 @@ impl PolicyError {
             PolicyError::OutputTooLarge => "output_too_large",
             PolicyError::BadOutput(_) => "bad_output",
             PolicyError::UnknownAction(_) => "unknown_action",
+            PolicyError::Unloadable => "unloadable",
         }
     }
 }
@@ -241,6 +245,9 @@ pub enum Program {
     Rhai(rhai_engine::Script),
     /// A compiled, pre-linked WebAssembly module.
     Wasm(wasm_engine::WasmModule),
+    /// Stored code that no longer compiles: every call fails with
+    /// [`PolicyError::Unloadable`], so the version serves its fallback.
+    Unloadable(EngineKind),
 }
 
 impl Program {
@@ -249,6 +256,7 @@ impl Program {
         match self {
             Program::Rhai(_) => EngineKind::Rhai,
             Program::Wasm(_) => EngineKind::Wasm,
+            Program::Unloadable(kind) => *kind,
         }
     }
 }
@@ -310,6 +318,7 @@ impl Engines {
         let call = || match program {
             Program::Rhai(script) => self.rhai.run(script, input, limits),
             Program::Wasm(module) => self.wasm.run(module, input, limits),
+            Program::Unloadable(_) => Err(PolicyError::Unloadable),
         };
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
             .unwrap_or_else(|_| Err(PolicyError::Trap("the engine panicked".to_owned())))
