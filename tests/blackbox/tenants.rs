@@ -71,6 +71,17 @@ async fn keys_are_checked_for_presence_and_role() {
         StatusCode::FORBIDDEN,
     )
     .await;
+    // The role is refused before the body is read: a bad body still gets 403.
+    let garbage = server
+        .client
+        .post(server.url("/v1/policies/hero/versions"))
+        .bearer_auth(&keys.decide)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    expect(garbage, StatusCode::FORBIDDEN).await;
     // Tenant settings need admin.
     let patch = server
         .client

@@ -1,9 +1,12 @@
 //! Who is calling: the bearer key's tenant and role, or the operator's root token.
 //!
-//! **Every handler takes a [`Caller`] or [`Root`]** and checks the role it
-//! needs; resources are always looked up under the caller's own tenant, so
-//! another tenant's resources answer 404 exactly as missing ones do.
+//! **Every handler takes a role-typed caller** ([`Decider`], [`Editor`],
+//! [`Admin`]) or [`Root`]; the role is checked from the headers alone, before
+//! any body is read. Resources are always looked up under the caller's own
+//! tenant, so another tenant's resources answer 404 exactly as missing ones do.
 
+use std::marker::PhantomData;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts};
@@ -52,6 +55,69 @@ pub fn check_origin(
             "origin {origin:?} is not among this tenant's allowed CORS origins"
         ))),
         _ => Ok(()),
+    }
+}
+
+/// A role an [`Authorized`] caller must have at least.
+pub trait NeedsRole {
+    /// The least role accepted.
+    const ROLE: Role;
+}
+
+/// Marker: the `decide` role (publishable keys and up).
+pub enum DecideRole {}
+/// Marker: the `editor` role.
+pub enum EditorRole {}
+/// Marker: the `admin` role.
+pub enum AdminRole {}
+
+impl NeedsRole for DecideRole {
+    const ROLE: Role = Role::Decide;
+}
+impl NeedsRole for EditorRole {
+    const ROLE: Role = Role::Editor;
+}
+impl NeedsRole for AdminRole {
+    const ROLE: Role = Role::Admin;
+}
+
+/// A caller whose key has at least role `R`, checked from the headers alone,
+/// so a key without the role gets its 403 before any body is read.
+pub struct Authorized<R: NeedsRole> {
+    caller: Caller,
+    role: PhantomData<R>,
+}
+
+/// A caller allowed to decide and report outcomes.
+pub type Decider = Authorized<DecideRole>;
+/// A caller allowed to manage policies, customers and experiments.
+pub type Editor = Authorized<EditorRole>;
+/// A caller allowed to manage keys and tenant settings.
+pub type Admin = Authorized<AdminRole>;
+
+impl<R: NeedsRole> Deref for Authorized<R> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl<S, R> FromRequestParts<S> for Authorized<R>
+where
+    Arc<Registry>: FromRef<S>,
+    S: Send + Sync,
+    R: NeedsRole,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(R::ROLE)?;
+        Ok(Self {
+            caller,
+            role: PhantomData,
+        })
     }
 }
 

@@ -8,10 +8,10 @@ use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::auth::Caller;
+use super::auth::Editor;
 use super::error::ApiError;
 use super::json::ApiJson;
-use crate::model::Role;
+
 use crate::model::profile::{ContactHistory, MAX_CUSTOMER_ID_LEN, Profile};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
@@ -68,13 +68,12 @@ fn customer_id(id: &str) -> Result<(), ApiError> {
     security(("bearer" = [])), params(("id" = String, Path, description = "customer id")),
     responses((status = 200, body = CustomerView), (status = 422, body = super::error::Problem)))]
 pub async fn patch(
-    caller: Caller,
+    caller: Editor,
     State(registry): State<Arc<Registry>>,
     State(profiles): State<Arc<Profiles>>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PatchCustomer>,
 ) -> Result<Json<CustomerView>, ApiError> {
-    caller.require(Role::Editor)?;
     customer_id(&id)?;
     let tenant = registry.tenant(&caller.tenant);
     if let Some(stage) = &body.stage
@@ -96,11 +95,10 @@ pub async fn patch(
     params(("id" = String, Path, description = "customer id")),
     responses((status = 200, body = CustomerView), (status = 404, body = super::error::Problem)))]
 pub async fn show(
-    caller: Caller,
+    caller: Editor,
     State(profiles): State<Arc<Profiles>>,
     Path(id): Path<String>,
 ) -> Result<Json<CustomerView>, ApiError> {
-    caller.require(Role::Editor)?;
     let profile = profiles
         .get(&caller.tenant, &id)
         .await?

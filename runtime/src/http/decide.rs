@@ -6,14 +6,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 
-use super::auth::{Caller, check_origin};
+use super::auth::{Decider, check_origin};
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::clock::now_ms;
 use crate::decisions::DecisionLog;
 use crate::engine::Engines;
+use crate::model::Name;
 use crate::model::outcome::{OutcomeEvent, OutcomeType};
-use crate::model::{Name, Role};
 use crate::pipeline::{self, DecideRequest, DecideResponse, Decision, Subject};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
@@ -24,7 +24,7 @@ use crate::registry::Registry;
     responses((status = 200, body = DecideResponse), (status = 404, body = super::error::Problem),
               (status = 422, body = super::error::Problem)))]
 pub async fn decide(
-    caller: Caller,
+    caller: Decider,
     State(registry): State<Arc<Registry>>,
     State(engines): State<Arc<Engines>>,
     State(profiles): State<Arc<Profiles>>,
@@ -32,7 +32,6 @@ pub async fn decide(
     headers: HeaderMap,
     ApiJson(request): ApiJson<DecideRequest>,
 ) -> Result<Json<DecideResponse>, ApiError> {
-    caller.require(Role::Decide)?;
     let tenant = registry.tenant(&caller.tenant);
     check_origin(&headers, &tenant.settings)?;
     let limit = request

@@ -7,12 +7,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use super::auth::Caller;
+use super::auth::Editor;
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::decisions::DecisionLog;
+use crate::model::Name;
 use crate::model::experiment::ExperimentSpec;
-use crate::model::{Name, Role};
 use crate::service::Service;
 use crate::stats::{self, Counts};
 use crate::store::{Store, StoredExperiment};
@@ -107,12 +107,11 @@ async fn load(store: &dyn Store, tenant: &Name, id: &Name) -> Result<StoredExper
     responses((status = 201, body = ExperimentView), (status = 409, body = super::error::Problem),
               (status = 422, body = super::error::Problem)))]
 pub async fn create(
-    caller: Caller,
+    caller: Editor,
     State(service): State<Arc<Service>>,
     State(store): State<Arc<dyn Store>>,
     ApiJson(spec): ApiJson<ExperimentSpec>,
 ) -> Result<(StatusCode, Json<ExperimentView>), ApiError> {
-    caller.require(Role::Editor)?;
     let experiment = service.create_experiment(&caller.tenant, spec).await?;
     let stored = load(&*store, &caller.tenant, &experiment.id).await?;
     Ok((StatusCode::CREATED, Json(view(stored)?)))
@@ -122,10 +121,9 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/experiments", tag = "experiments", security(("bearer" = [])),
     responses((status = 200, body = Vec<ExperimentView>)))]
 pub async fn list(
-    caller: Caller,
+    caller: Editor,
     State(store): State<Arc<dyn Store>>,
 ) -> Result<Json<Vec<ExperimentView>>, ApiError> {
-    caller.require(Role::Editor)?;
     let all = store.experiments(&caller.tenant).await?;
     Ok(Json(all.into_iter().map(view).collect::<Result<_, _>>()?))
 }
@@ -135,11 +133,10 @@ pub async fn list(
     params(("id" = String, Path, description = "experiment id")),
     responses((status = 200, body = ExperimentView), (status = 404, body = super::error::Problem)))]
 pub async fn show(
-    caller: Caller,
+    caller: Editor,
     State(store): State<Arc<dyn Store>>,
     Path(id): Path<String>,
 ) -> Result<Json<ExperimentView>, ApiError> {
-    caller.require(Role::Editor)?;
     Ok(Json(view(
         load(&*store, &caller.tenant, &experiment_id(&id)?).await?,
     )?))
@@ -150,12 +147,11 @@ pub async fn show(
     params(("id" = String, Path, description = "experiment id")),
     responses((status = 200, body = ExperimentView), (status = 404, body = super::error::Problem)))]
 pub async fn stop(
-    caller: Caller,
+    caller: Editor,
     State(service): State<Arc<Service>>,
     State(store): State<Arc<dyn Store>>,
     Path(id): Path<String>,
 ) -> Result<Json<ExperimentView>, ApiError> {
-    caller.require(Role::Editor)?;
     let id = experiment_id(&id)?;
     service.stop_experiment(&caller.tenant, &id).await?;
     Ok(Json(view(load(&*store, &caller.tenant, &id).await?)?))
@@ -167,12 +163,11 @@ pub async fn stop(
     params(("id" = String, Path, description = "experiment id")),
     responses((status = 200, body = Results), (status = 404, body = super::error::Problem)))]
 pub async fn results(
-    caller: Caller,
+    caller: Editor,
     State(store): State<Arc<dyn Store>>,
     State(decisions): State<Arc<DecisionLog>>,
     Path(id): Path<String>,
 ) -> Result<Json<Results>, ApiError> {
-    caller.require(Role::Editor)?;
     let id = experiment_id(&id)?;
     let stored = load(&*store, &caller.tenant, &id).await?;
     let spec: ExperimentSpec =

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::auth::Caller;
+use super::auth::Admin;
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::model::Role;
@@ -50,10 +50,9 @@ pub struct KeyRow {
 #[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("bearer" = [])),
     responses((status = 200, body = Vec<KeyRow>), (status = 403, body = super::error::Problem)))]
 pub async fn list(
-    caller: Caller,
+    caller: Admin,
     State(store): State<Arc<dyn Store>>,
 ) -> Result<Json<Vec<KeyRow>>, ApiError> {
-    caller.require(Role::Admin)?;
     let rows = store
         .keys(&caller.tenant)
         .await?
@@ -72,11 +71,10 @@ pub async fn list(
 #[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = NewKey, security(("bearer" = [])),
     responses((status = 201, body = IssuedKey), (status = 403, body = super::error::Problem)))]
 pub async fn issue(
-    caller: Caller,
+    caller: Admin,
     State(service): State<Arc<Service>>,
     ApiJson(body): ApiJson<NewKey>,
 ) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
-    caller.require(Role::Admin)?;
     let (id, key) = service.issue_key(&caller.tenant, body.role).await?;
     Ok((
         StatusCode::CREATED,
@@ -93,11 +91,10 @@ pub async fn issue(
     params(("id" = String, Path, description = "key id")),
     responses((status = 204), (status = 404, body = super::error::Problem), (status = 422, body = super::error::Problem)))]
 pub async fn revoke(
-    caller: Caller,
+    caller: Admin,
     State(service): State<Arc<Service>>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require(Role::Admin)?;
     if id == caller.key_id {
         return Err(ApiError::unprocessable(
             "a key cannot revoke itself; use another admin key",

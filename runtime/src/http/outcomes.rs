@@ -8,12 +8,12 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::auth::{Caller, check_origin};
+use super::auth::{Decider, check_origin};
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::clock::now_ms;
 use crate::decisions::DecisionLog;
-use crate::model::Role;
+
 use crate::model::outcome::{OutcomeEvent, OutcomeType};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
@@ -64,14 +64,13 @@ pub struct OutcomesAccepted {
     responses((status = 202, body = OutcomesAccepted), (status = 404, body = super::error::Problem),
               (status = 422, body = super::error::Problem)))]
 pub async fn record(
-    caller: Caller,
+    caller: Decider,
     State(decisions): State<Arc<DecisionLog>>,
     State(profiles): State<Arc<Profiles>>,
     State(registry): State<Arc<Registry>>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<OutcomesAccepted>), ApiError> {
-    caller.require(Role::Decide)?;
     check_origin(&headers, &registry.tenant(&caller.tenant).settings)?;
     let shape = |e: serde_json::Error| {
         ApiError::unprocessable(format!("the body does not match the expected shape: {e}"))

@@ -7,11 +7,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::auth::Caller;
+use super::auth::Editor;
 use super::error::ApiError;
 use super::json::ApiJson;
+use crate::model::Name;
 use crate::model::policy::EngineKind;
-use crate::model::{Name, Role};
 use crate::service::{PolicyUpload, Service};
 use crate::store::Store;
 
@@ -100,12 +100,11 @@ fn existing(raw: &str) -> Result<Name, ApiError> {
     security(("bearer" = [])), params(("name" = String, Path, description = "policy (decision point) name")),
     responses((status = 201, body = VersionCreated), (status = 422, body = super::error::Problem)))]
 pub async fn upload(
-    caller: Caller,
+    caller: Editor,
     State(service): State<Arc<Service>>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<PolicyUpload>,
 ) -> Result<(StatusCode, Json<VersionCreated>), ApiError> {
-    caller.require(Role::Editor)?;
     let name = policy_name(&name)?;
     let active = body.activate;
     let version = service
@@ -125,10 +124,9 @@ pub async fn upload(
 #[utoipa::path(get, path = "/v1/policies", tag = "policies", security(("bearer" = [])),
     responses((status = 200, body = Vec<PolicyRow>)))]
 pub async fn list(
-    caller: Caller,
+    caller: Editor,
     State(store): State<Arc<dyn Store>>,
 ) -> Result<Json<Vec<PolicyRow>>, ApiError> {
-    caller.require(Role::Editor)?;
     let rows = store
         .policies(&caller.tenant)
         .await?
@@ -147,11 +145,10 @@ pub async fn list(
     params(("name" = String, Path, description = "policy name")),
     responses((status = 200, body = PolicyDetail), (status = 404, body = super::error::Problem)))]
 pub async fn show(
-    caller: Caller,
+    caller: Editor,
     State(store): State<Arc<dyn Store>>,
     Path(name): Path<String>,
 ) -> Result<Json<PolicyDetail>, ApiError> {
-    caller.require(Role::Editor)?;
     let name = existing(&name)?;
     let history = store
         .history(&caller.tenant, &name)
@@ -189,12 +186,11 @@ pub async fn show(
     security(("bearer" = [])), params(("name" = String, Path, description = "policy name")),
     responses((status = 200, body = VersionCreated), (status = 404, body = super::error::Problem)))]
 pub async fn activate(
-    caller: Caller,
+    caller: Editor,
     State(service): State<Arc<Service>>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Activate>,
 ) -> Result<Json<VersionCreated>, ApiError> {
-    caller.require(Role::Editor)?;
     let name = existing(&name)?;
     service
         .activate(&caller.tenant, &name, body.version, &caller.key_id)

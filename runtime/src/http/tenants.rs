@@ -7,10 +7,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Caller, Root};
+use super::auth::{Admin, Root};
 use super::error::ApiError;
 use super::json::ApiJson;
-use crate::model::{Name, Role};
+use crate::model::Name;
 use crate::registry::{SettingsPatch, TenantSettings};
 use crate::service::{Service, TenantKeys};
 
@@ -62,10 +62,9 @@ pub async fn create(
     security(("bearer" = [])),
     responses((status = 200, body = TenantSettings), (status = 403, body = super::error::Problem)))]
 pub async fn update(
-    caller: Caller,
+    caller: Admin,
     State(service): State<Arc<Service>>,
     ApiJson(patch): ApiJson<SettingsPatch>,
 ) -> Result<Json<TenantSettings>, ApiError> {
-    caller.require(Role::Admin)?;
     Ok(Json(service.update_settings(&caller.tenant, patch).await?))
 }
