@@ -320,6 +320,11 @@ pub fn decide(
             }
         })
         .collect();
+    let candidate_ids: Vec<Value> = input
+        .candidates
+        .iter()
+        .map(|c| c.id.clone().into())
+        .collect();
     let record = DecisionRecord {
         id: decision_id.clone(),
         tenant: subject.tenant.clone(),
@@ -328,15 +333,27 @@ pub fn decide(
         customer_id: request.customer_id.clone(),
         actions: actions.iter().map(|a| a.id.clone()).collect(),
         fallback,
-        experiment: experiment.as_ref().map(|e| (e.id.clone(), e.variant.clone())),
+        experiment: experiment
+            .as_ref()
+            .map(|e| (e.id.clone(), e.variant.clone())),
         at_ms: subject.now_ms,
-        document: json!({
-            "stage": stage, "channel": request.channel, "attributes": attributes,
-            "context": request.context, "history": history,
-            "candidates": input.candidates.iter().map(|c| &c.id).collect::<Vec<_>>(),
-            "ranking": ranking.iter().map(|&(i, s)| (&bundle.actions()[i].id, s)).collect::<Vec<_>>(),
-        })
-        .to_string(),
+        // The policy is done with the attributes and history: move them in
+        // rather than copy them; the writer task serialises the document.
+        document: Value::Object(Map::from_iter([
+            ("stage".to_owned(), stage.into()),
+            ("channel".to_owned(), request.channel.clone().into()),
+            ("attributes".to_owned(), attributes),
+            ("context".to_owned(), Value::Object(request.context.clone())),
+            ("history".to_owned(), Value::Object(history)),
+            ("candidates".to_owned(), candidate_ids.into()),
+            (
+                "ranking".to_owned(),
+                ranking
+                    .iter()
+                    .map(|&(i, s)| json!([bundle.actions()[i].id, s]))
+                    .collect(),
+            ),
+        ])),
     };
     let response = DecideResponse {
         decision_id,

@@ -163,9 +163,9 @@ pub struct DecisionRecord {
     pub experiment: Option<(String, String)>,
     /// When, ms since the Unix epoch.
     pub at_ms: u64,
-    /// JSON: the policy's input document (without candidates), the eligible
+    /// The policy's input document (without candidates), the eligible
     /// candidate ids, and the ranking returned.
-    pub document: String,
+    pub document: Value,
 }
 
 /// What outcomes need to know about a logged decision.

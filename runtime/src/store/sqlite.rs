@@ -665,7 +665,7 @@ impl Store for SqliteStore {
                     let actions = serde_json::to_string(&r.actions).map_err(|e| StoreError::Backend(e.to_string()))?;
                     stmt.execute(params![
                         r.id, r.tenant.as_str(), r.point.as_str(), r.version, r.customer_id, actions,
-                        r.fallback, r.at_ms as i64, r.document,
+                        r.fallback, r.at_ms as i64, r.document.to_string(),
                         r.experiment.as_ref().map(|e| &e.0), r.experiment.as_ref().map(|e| &e.1)
                     ])
                     .map_err(backend)?;
