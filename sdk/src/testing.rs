@@ -135,6 +135,31 @@ pub fn ids(actions: &[Ranked]) -> Vec<&str> {
     actions.iter().map(|a| a.id.as_str()).collect()
 }
 
+/// Parses a policy's `bundle.json` and `cases.json` texts.
+///
+/// # Panics
+///
+/// If either does not parse.
+pub fn load(bundle_json: &str, cases_json: &str) -> (Bundle, Vec<Case>) {
+    (
+        serde_json::from_str(bundle_json).expect("bundle.json parses"),
+        serde_json::from_str(cases_json).expect("cases.json parses"),
+    )
+}
+
+/// Asserts that `policy` gives every case its expected ranking, after the
+/// host's arbitration.
+///
+/// # Panics
+///
+/// On the first case ranked otherwise, naming it.
+pub fn assert_cases(bundle: &Bundle, cases: &[Case], policy: impl Fn(&Context) -> Vec<Ranked>) {
+    for case in cases {
+        let got = case.run(bundle, &policy);
+        assert_eq!(ids(&got), case.expect, "case {:?}: {got:?}", case.name);
+    }
+}
+
 /// Asserts that, for every case, neighbouring scores up to one past the
 /// case's limit differ clearly (by more than 1e-9 relative), so that float
 /// parsing on the way through the host can never swap them.

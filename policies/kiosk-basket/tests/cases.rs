@@ -3,27 +3,23 @@
 #![allow(clippy::unwrap_used)]
 
 use moment_policy_kiosk_basket::decide;
-use moment_sdk::testing::{Bundle, Case, assert_no_ties_at_the_cut, assert_well_formed, ids};
+use moment_sdk::testing::{
+    Bundle, Case, assert_cases, assert_no_ties_at_the_cut, assert_well_formed, ids,
+};
 use moment_sdk::{Context, Ranked};
 
 const BUNDLE: &str = include_str!("../bundle.json");
 const CASES: &str = include_str!("../cases.json");
 
 fn load() -> (Bundle, Vec<Case>) {
-    (
-        serde_json::from_str(BUNDLE).unwrap(),
-        serde_json::from_str(CASES).unwrap(),
-    )
+    moment_sdk::testing::load(BUNDLE, CASES)
 }
 
 #[test]
 fn every_case_ranks_as_expected() {
     let (bundle, cases) = load();
     assert!(cases.len() >= 8);
-    for case in &cases {
-        let got = case.run(&bundle, decide);
-        assert_eq!(ids(&got), case.expect, "case {:?}: {got:?}", case.name);
-    }
+    assert_cases(&bundle, &cases, decide);
 }
 
 #[test]

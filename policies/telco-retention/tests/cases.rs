@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use moment_policy_telco_retention::decide;
-use moment_sdk::testing::{Bundle, Case, assert_no_ties_at_the_cut, assert_well_formed, ids, rank};
+use moment_sdk::testing::{
+    Bundle, Case, assert_cases, assert_no_ties_at_the_cut, assert_well_formed, ids, rank,
+};
 use moment_sdk::{Context, Ranked};
 use serde_json::{Value, json};
 
@@ -14,10 +16,7 @@ const CASES: &str = include_str!("../cases.json");
 const RHAI: &str = include_str!("../policy.rhai");
 
 fn load() -> (Bundle, Vec<Case>) {
-    (
-        serde_json::from_str(BUNDLE).unwrap(),
-        serde_json::from_str(CASES).unwrap(),
-    )
+    moment_sdk::testing::load(BUNDLE, CASES)
 }
 
 fn rust(input: &Value) -> Vec<Ranked> {
@@ -60,10 +59,7 @@ impl Rhai {
 fn every_case_ranks_as_expected() {
     let (bundle, cases) = load();
     assert!(cases.len() >= 8);
-    for case in &cases {
-        let got = case.run(&bundle, decide);
-        assert_eq!(ids(&got), case.expect, "case {:?}: {got:?}", case.name);
-    }
+    assert_cases(&bundle, &cases, decide);
 }
 
 #[test]
