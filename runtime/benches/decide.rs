@@ -13,6 +13,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use moment_policy_artifacts::{TELCO_RETENTION_BUNDLE, TELCO_RETENTION_RHAI, TELCO_RETENTION_WASM};
+use moment_runtime::breaker::Breaker;
 use moment_runtime::engine::{Engines, Limits};
 use moment_runtime::model::Name;
 use moment_runtime::model::contact::{ContactRule, Period};
@@ -96,6 +97,7 @@ fn bench(c: &mut Criterion) {
                 version: 1,
                 bundle: catalog(100, rules),
                 program: engines.compile(engine, code).unwrap(),
+                breaker: Breaker::default(),
             };
             let profile = profile(&policy.bundle);
             let subject = Subject {

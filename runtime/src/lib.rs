@@ -9,6 +9,7 @@
 //! See `ARCHITECTURE.md` at the repository root.
 
 pub mod app;
+pub mod breaker;
 pub mod clock;
 pub mod decisions;
 pub mod demo;

@@ -14,10 +14,11 @@ use moment_targeting::SavedGroups;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
+use crate::breaker::{Admit, Ran};
 use crate::engine::{Engines, PolicyError, PolicyInput, Scored};
 use crate::model::Name;
 use crate::model::policy::{ActionKind, Bundle};
-use crate::model::profile::{MAX_CUSTOMER_ID_LEN, Profile};
+use crate::model::profile::{AttributesError, MAX_CUSTOMER_ID_LEN, Profile, check_depth};
 use crate::registry::{LoadedPolicy, RunningExperiment};
 use crate::store::DecisionRecord;
 use crate::telemetry;
@@ -72,6 +73,9 @@ pub enum RequestError {
     /// `limit` is out of range.
     #[error("limit must be between 1 and {MAX_LIMIT}")]
     Limit,
+    /// `attributes` or `context` nests too deeply.
+    #[error(transparent)]
+    Document(#[from] AttributesError),
 }
 
 impl DecideRequest {
@@ -80,6 +84,8 @@ impl DecideRequest {
         if self.customer_id.is_empty() || self.customer_id.len() > MAX_CUSTOMER_ID_LEN {
             return Err(RequestError::CustomerId);
         }
+        check_depth("attributes", &self.attributes)?;
+        check_depth("context", &self.context)?;
         match self.limit.unwrap_or(DEFAULT_LIMIT) {
             n @ 1..=MAX_LIMIT => Ok(n),
             _ => Err(RequestError::Limit),
@@ -253,11 +259,26 @@ pub fn decide(
         now_ms: subject.now_ms,
     };
     let engine = policy.program.engine();
-    let started = Instant::now();
-    let outcome = engines
-        .run(&policy.program, &input, subject.limits)
-        .and_then(|scored| rank(bundle, &allowed, scored));
-    telemetry::policy_call(engine, started.elapsed());
+    let outcome = match policy.breaker.admit() {
+        Admit::Open => Err(PolicyError::CircuitOpen),
+        Admit::Run => {
+            let started = Instant::now();
+            let outcome = engines.run(&policy.program, &input, subject.limits);
+            telemetry::policy_call(engine, started.elapsed());
+            let ran = match &outcome {
+                Err(err) if err.over_budget() => Ran::OverBudget,
+                _ => Ran::Finished,
+            };
+            if policy.breaker.record(ran) {
+                telemetry::breaker_opened(engine);
+                tracing::warn!(
+                    tenant = %subject.tenant, policy = %policy.name, version = policy.version,
+                    "policy keeps running out of budget; pausing it (serving its fallback)"
+                );
+            }
+            outcome.and_then(|scored| rank(bundle, &allowed, scored))
+        }
+    };
 
     let (chosen, ranking, fallback) = match outcome {
         Ok(ranked) => {

@@ -15,6 +15,7 @@ use moment_targeting::SavedGroups;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::breaker::Breaker;
 use crate::engine::{CompileError, Engines, Program, TenantLimits};
 use crate::model::experiment::Experiment;
 use crate::model::policy::{Bundle, BundleError, StoredBundle};
@@ -155,6 +156,8 @@ pub struct LoadedPolicy {
     pub bundle: Bundle,
     /// Compiled code.
     pub program: Program,
+    /// Pauses the program after repeated budget overruns.
+    pub breaker: Breaker,
 }
 
 /// Why a stored version could not be loaded.
@@ -204,6 +207,7 @@ impl LoadedPolicy {
             version: stored.version,
             bundle,
             program: Program::Unloadable(stored.engine),
+            breaker: Breaker::default(),
         })
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::breaker::Breaker;
 use crate::engine::{CompileError, Engines};
 use crate::model::experiment::{Experiment, ExperimentSpec};
 use crate::model::policy::{Action, Bundle, EngineKind};
@@ -249,6 +250,7 @@ impl Service {
             version,
             bundle,
             program,
+            breaker: Breaker::default(),
         });
         if activate {
             self.registry.set_live(tenant, loaded);

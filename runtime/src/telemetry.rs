@@ -16,6 +16,8 @@ pub const DECISIONS: &str = "moment_decisions_total";
 pub const FALLBACKS: &str = "moment_policy_fallbacks_total";
 /// Time spent in policy calls, by `engine`.
 pub const POLICY_SECONDS: &str = "moment_policy_call_seconds";
+/// Policy breakers opened, by `engine`.
+pub const BREAKER_OPENED: &str = "moment_policy_breaker_opened_total";
 /// Decision-log records not written, by `cause` (`queue_full`, `store`).
 pub const DECISION_LOG_LOST: &str = "moment_decision_log_lost_total";
 /// Outcomes received, by `result` (`stored` or `duplicate`).
@@ -32,6 +34,10 @@ pub fn describe() {
         "Decisions answered, by outcome (policy or fallback)"
     );
     describe_counter!(FALLBACKS, "Fallback answers, by engine and failure reason");
+    describe_counter!(
+        BREAKER_OPENED,
+        "Policy versions paused after repeated budget overruns, by engine"
+    );
     describe_histogram!(
         POLICY_SECONDS,
         metrics::Unit::Seconds,
@@ -62,6 +68,11 @@ pub fn decision(fallback: bool) {
 /// Records one fallback and why.
 pub fn fallback(engine: EngineKind, reason: &'static str) {
     counter!(FALLBACKS, "engine" => engine.as_str(), "reason" => reason).increment(1);
+}
+
+/// Counts a policy version's breaker opening.
+pub fn breaker_opened(engine: EngineKind) {
+    counter!(BREAKER_OPENED, "engine" => engine.as_str()).increment(1);
 }
 
 /// Counts a decision-log record dropped because the queue was full.

@@ -4,6 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use base64::Engine as _;
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -94,12 +95,26 @@ impl Server {
     /// Kills the process with SIGKILL, runs `meddle` on the data directory,
     /// and starts a new one on it.
     pub fn kill_and_restart_after(mut self, meddle: impl FnOnce(&Path)) -> Server {
-        self.child.kill().unwrap();
+        // The process may have exited already (after SIGTERM, say).
+        let _ = self.child.kill();
         self.child.wait().unwrap();
         meddle(&self.data);
         let mut next = Server::start_on(&self.data, &[]);
         next._dir = self._dir.take();
         next
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data.clone()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; true if it exited 0.
+    pub fn terminate(&mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(sent.success());
+        self.child.wait().unwrap().success()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -175,6 +190,7 @@ impl Drop for Server {
     }
 }
 
+#[derive(Clone)]
 pub struct Keys {
     pub admin: String,
     pub editor: String,
@@ -229,6 +245,24 @@ fn decide(ctx) {
     out
 }
 "#;
+
+/// An activated WASM upload of `module` over a reference `bundle`.
+pub fn wasm_upload(bundle: &str, module: &[u8]) -> Value {
+    let mut upload: Value = serde_json::from_str(bundle).unwrap();
+    upload["engine"] = json!("wasm");
+    upload["wasm"] = json!(base64::engine::general_purpose::STANDARD.encode(module));
+    upload["activate"] = json!(true);
+    upload
+}
+
+/// An activated Rhai upload of `source` over a reference `bundle`.
+pub fn rhai_upload(bundle: &str, source: &str) -> Value {
+    let mut upload: Value = serde_json::from_str(bundle).unwrap();
+    upload["engine"] = json!("rhai");
+    upload["source"] = json!(source);
+    upload["activate"] = json!(true);
+    upload
+}
 
 /// Action ids of a decide answer, in order.
 pub fn ids(decision: &Value) -> Vec<String> {

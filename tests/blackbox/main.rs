@@ -5,11 +5,13 @@
 
 mod helpers;
 
+mod bad_input;
 mod cors_and_ops;
 mod decide;
 mod demo;
 mod eligibility;
 mod experiments;
+mod hostile;
 mod limits;
 mod outcomes;
 mod policies;

@@ -129,7 +129,9 @@ fn every_corpus_file_parses() {
     let mut names = BTreeSet::new();
     for entry in std::fs::read_dir(CORPUS_DIR).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "wat") {
+        if path.extension().is_some_and(|e| e == "rhai") {
+            names.insert(path.file_name().unwrap().to_string_lossy().into_owned());
+        } else if path.extension().is_some_and(|e| e == "wat") {
             let wasm = wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             module::shape(&wasm);
             names.insert(path.file_name().unwrap().to_string_lossy().into_owned());
@@ -142,7 +144,7 @@ fn every_corpus_file_parses() {
             "README.md does not describe {name}"
         );
     }
-    assert_eq!(names.len(), 11, "{names:?}");
+    assert_eq!(names.len(), 22, "{names:?}");
 }
 
 #[test]
@@ -157,6 +159,7 @@ fn corpus_modules_have_the_promised_shape() {
         "huge_output.wat",
         "not_json.wat",
         "unknown_action.wat",
+        "not_array.wat",
     ] {
         let shape = module::shape(&corpus(name));
         assert!(

@@ -61,7 +61,7 @@ pub struct TenantLimits {
     /// Wall-clock budget of one policy call, in ms.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
-    /// Rhai operations one call may perform (checked every 1,024).
+    /// Rhai operations one call may perform (checked every 256).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rhai_max_operations: Option<u64>,
     /// WASM fuel one call may burn.
@@ -184,6 +184,10 @@ pub enum PolicyError {
     /// The output names an action that is not a candidate.
     #[error("policy returned action {0:?}, which is not a candidate")]
     UnknownAction(String),
+    /// The version's breaker is open after repeated budget overruns; the
+    /// policy was not run (see [`crate::breaker`]).
+    #[error("policy paused after repeated budget overruns")]
+    CircuitOpen,
 }
 
 impl PolicyError {
@@ -200,6 +204,7 @@ impl PolicyError {
             PolicyError::BadOutput(_) => "bad_output",
             PolicyError::UnknownAction(_) => "unknown_action",
             PolicyError::Unloadable => "unloadable",
+            PolicyError::CircuitOpen => "circuit_open",
         }
     }
 }
@@ -237,6 +242,14 @@ pub enum CompileError {
     /// The module does not follow ABI v1.
     #[error("the module does not follow ABI v1: {0}")]
     Abi(String),
+}
+
+impl PolicyError {
+    /// True for failures that used up the call's whole time or operation
+    /// budget: the ones the breaker counts.
+    pub fn over_budget(&self) -> bool {
+        matches!(self, PolicyError::Deadline | PolicyError::Fuel)
+    }
 }
 
 /// Compiled policy code, ready to run.

@@ -14,7 +14,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
 use super::{CompileError, Limits, PolicyError, PolicyInput, Scored};
 
 /// How many Rhai operations pass between two looks at the clock.
-const CLOCK_EVERY_OPS: u64 = 1024;
+const CLOCK_EVERY_OPS: u64 = 256;
 
 /// The budget of the Rhai call running on a thread.
 #[derive(Clone, Copy)]
@@ -68,7 +68,7 @@ impl RhaiEngine {
             .on_debug(|_, _, _| {})
             .on_progress(|ops| {
                 // The per-call budget (a tenant's may be tighter than the
-                // engine-wide ceiling) is looked at every 1,024 operations.
+                // engine-wide ceiling) is looked at every 256 operations.
                 if ops % CLOCK_EVERY_OPS != 0 {
                     return None;
                 }

@@ -12,7 +12,7 @@ use super::auth::Editor;
 use super::error::ApiError;
 use super::json::ApiJson;
 
-use crate::model::profile::{ContactHistory, MAX_CUSTOMER_ID_LEN, Profile};
+use crate::model::profile::{ContactHistory, MAX_CUSTOMER_ID_LEN, Profile, check_depth};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
 
@@ -75,6 +75,8 @@ pub async fn patch(
     ApiJson(body): ApiJson<PatchCustomer>,
 ) -> Result<Json<CustomerView>, ApiError> {
     customer_id(&id)?;
+    check_depth("attributes", &body.attributes)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let tenant = registry.tenant(&caller.tenant);
     if let Some(stage) = &body.stage
         && !tenant.settings.has_stage(stage)

@@ -87,7 +87,10 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        ApiError::internal(err)
+        match err {
+            StoreError::Invalid(detail) => ApiError::unprocessable(detail),
+            other => ApiError::internal(other),
+        }
     }
 }
 

@@ -125,6 +125,9 @@ pub async fn record(
             at_ms,
         });
     }
+    // An accepted outcome must not outlive its decision: the decisions it
+    // names may still be queued for the log, so write the queue first.
+    decisions.flush().await;
     let report = profiles.record(&caller.tenant, &events).await?;
     telemetry::outcomes(report.accepted, report.duplicates);
     Ok((

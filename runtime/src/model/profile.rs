@@ -15,6 +15,59 @@ pub const MAX_CUSTOMER_ID_LEN: usize = 256;
 pub const IMPRESSION_WINDOW_MS: u64 = 31 * 24 * 3600 * 1000;
 /// Most impression timestamps kept per action.
 pub const MAX_IMPRESSIONS_KEPT: usize = 1000;
+/// Most attributes one profile keeps.
+pub const MAX_ATTRIBUTES: usize = 256;
+/// Largest a profile's attributes may be, in bytes of JSON.
+pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+/// Deepest nesting of objects and arrays accepted inside attributes and
+/// context (`{"a": {"b": 1}}` is 2 deep).
+pub const MAX_DEPTH: usize = 16;
+
+/// Why attributes were refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum AttributesError {
+    /// A value nests objects or arrays too deeply.
+    #[error("{field}.{key} nests objects and arrays more than {MAX_DEPTH} levels deep")]
+    TooDeep {
+        /// `attributes` or `context`.
+        field: &'static str,
+        /// The top-level key holding the value.
+        key: String,
+    },
+    /// The merged profile would hold too many attributes.
+    #[error(
+        "the profile would have {0} attributes; at most {MAX_ATTRIBUTES} are allowed (a null value removes one)"
+    )]
+    TooMany(usize),
+    /// The merged profile's attributes would be too large.
+    #[error(
+        "the profile's attributes would take {0} bytes of JSON; at most {MAX_ATTRIBUTES_BYTES} are allowed"
+    )]
+    TooLarge(usize),
+}
+
+/// Refuses any value of `map` nesting deeper than [`MAX_DEPTH`] (`map`
+/// itself is level 0).
+pub fn check_depth(field: &'static str, map: &Map<String, Value>) -> Result<(), AttributesError> {
+    for (key, value) in map {
+        let mut stack = vec![(value, 1)];
+        while let Some((value, depth)) = stack.pop() {
+            let children: Box<dyn Iterator<Item = &Value>> = match value {
+                Value::Array(items) => Box::new(items.iter()),
+                Value::Object(fields) => Box::new(fields.values()),
+                _ => continue,
+            };
+            if depth > MAX_DEPTH {
+                return Err(AttributesError::TooDeep {
+                    field,
+                    key: key.clone(),
+                });
+            }
+            stack.extend(children.map(|child| (child, depth + 1)));
+        }
+    }
+    Ok(())
+}
 
 /// A customer profile.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -47,8 +100,14 @@ pub struct ContactHistory {
 }
 
 impl Profile {
-    /// Merges `attributes` (a `null` value removes the key) and sets `stage` if given.
-    pub fn merge(&mut self, attributes: Map<String, Value>, stage: Option<String>) {
+    /// Merges `attributes` (a `null` value removes the key) and sets `stage`
+    /// if given. Fails, leaving the profile part-merged (callers discard
+    /// it), when the result is over [`MAX_ATTRIBUTES`] or [`MAX_ATTRIBUTES_BYTES`].
+    pub fn merge(
+        &mut self,
+        attributes: Map<String, Value>,
+        stage: Option<String>,
+    ) -> Result<(), AttributesError> {
         for (key, value) in attributes {
             if value.is_null() {
                 self.attributes.remove(&key);
@@ -59,6 +118,14 @@ impl Profile {
         if stage.is_some() {
             self.stage = stage;
         }
+        if self.attributes.len() > MAX_ATTRIBUTES {
+            return Err(AttributesError::TooMany(self.attributes.len()));
+        }
+        let bytes = serde_json::to_vec(&self.attributes).map_or(usize::MAX, |b| b.len());
+        if bytes > MAX_ATTRIBUTES_BYTES {
+            return Err(AttributesError::TooLarge(bytes));
+        }
+        Ok(())
     }
 
     /// Records an outcome of `kind` for `action` at `at_ms`.
@@ -111,10 +178,48 @@ mod tests {
         p.merge(
             attrs(json!({"plan": "family", "tenure": 3})),
             Some("at-risk".into()),
-        );
-        p.merge(attrs(json!({"plan": null, "tenure": 4})), None);
+        )
+        .unwrap();
+        p.merge(attrs(json!({"plan": null, "tenure": 4})), None)
+            .unwrap();
         assert_eq!(Value::Object(p.attributes), json!({"tenure": 4}));
         assert_eq!(p.stage.as_deref(), Some("at-risk"));
+    }
+
+    #[test]
+    fn merged_attributes_are_capped_in_count_and_size() {
+        let mut p = Profile::default();
+        let many: Map<String, Value> = (0..=MAX_ATTRIBUTES)
+            .map(|i| (format!("a{i}"), json!(i)))
+            .collect();
+        assert_eq!(
+            p.merge(many, None),
+            Err(AttributesError::TooMany(MAX_ATTRIBUTES + 1))
+        );
+        let mut p = Profile::default();
+        let big = Map::from_iter([("notes".to_owned(), json!("x".repeat(MAX_ATTRIBUTES_BYTES)))]);
+        assert!(matches!(
+            p.merge(big, None),
+            Err(AttributesError::TooLarge(_))
+        ));
+    }
+
+    #[test]
+    fn depth_is_counted_from_the_top_level_value() {
+        let mut deep = json!(1);
+        for _ in 0..MAX_DEPTH {
+            deep = json!([deep]);
+        }
+        let ok = Map::from_iter([("k".to_owned(), deep.clone())]);
+        assert_eq!(check_depth("attributes", &ok), Ok(()));
+        let too_deep = Map::from_iter([("k".to_owned(), json!({ "more": deep }))]);
+        assert_eq!(
+            check_depth("context", &too_deep),
+            Err(AttributesError::TooDeep {
+                field: "context",
+                key: "k".to_owned()
+            })
+        );
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// The thing being created exists already.
     #[error("already exists")]
     Conflict,
+    /// The write was refused as invalid; nothing changed.
+    #[error("{0}")]
+    Invalid(String),
     /// The database failed or returned something unreadable.
     #[error("storage backend failed: {0}")]
     Backend(String),

@@ -595,7 +595,9 @@ impl Store for SqliteStore {
         self.with(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             let mut profile = read_profile(&tx, &tenant, &customer)?.unwrap_or_default();
-            profile.merge(attributes, stage);
+            profile
+                .merge(attributes, stage)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
             write_profile(&tx, &tenant, &customer, &mut profile)?;
             tx.commit().map_err(backend)?;
             Ok(profile)

@@ -1,0 +1,181 @@
+//! A circuit breaker per loaded policy version.
+//!
+//! A policy that runs out of its time or operation budget costs a whole
+//! deadline of a worker thread each call; under load, one tenant's looping
+//! policy would crowd out every other tenant's decisions. The breaker watches
+//! each version's last [`WINDOW`] calls: when [`TRIP_AT`] of them ran out of
+//! budget it opens, and for [`OPEN_FOR`] that version serves its fallback
+//! without running (reason `circuit_open`). Then one call is let through as a
+//! probe: if it succeeds the breaker closes, if it fails it opens again.
+//!
+//! Only budget failures count: traps and malformed output are cheap and
+//! already fail fast. A new version starts with a closed breaker.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How many recent calls the breaker looks at.
+pub const WINDOW: u32 = 8;
+/// Budget failures among the last [`WINDOW`] calls that open the breaker.
+pub const TRIP_AT: u32 = 3;
+/// How long an open breaker skips the policy before letting a probe through.
+pub const OPEN_FOR: Duration = Duration::from_secs(5);
+
+/// Whether a call may run the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admit {
+    /// Run it.
+    Run,
+    /// Do not run it: serve the fallback.
+    Open,
+}
+
+/// What a call that ran the policy came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ran {
+    /// A ranking, or a cheap failure (trap, bad output …).
+    Finished,
+    /// The deadline or the operation budget ran out.
+    OverBudget,
+}
+
+/// The breaker state of one policy version; lock-free.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    /// The last [`WINDOW`] calls, newest in bit 0; a set bit is a budget failure.
+    history: AtomicU32,
+    /// While open: when the next probe may run, in ms on [`monotonic_ms`]'s
+    /// clock (never 0). Zero while closed.
+    open_until: AtomicU64,
+}
+
+impl Breaker {
+    /// Whether a call at this moment may run the policy. When the open
+    /// period has passed, exactly one caller gets [`Admit::Run`] (the probe);
+    /// the others keep serving the fallback until the probe reports.
+    pub fn admit(&self) -> Admit {
+        let until = self.open_until.load(Ordering::Acquire);
+        if until == 0 {
+            return Admit::Run;
+        }
+        let now = monotonic_ms();
+        if now < until {
+            return Admit::Open;
+        }
+        // Claim the probe by pushing the open period on; a caller that loses
+        // the race sees the new period.
+        let next = now + OPEN_FOR.as_millis() as u64;
+        match self
+            .open_until
+            .compare_exchange(until, next, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => Admit::Run,
+            Err(_) => Admit::Open,
+        }
+    }
+
+    /// Records a call that ran. Returns true when this call opened the breaker.
+    pub fn record(&self, ran: Ran) -> bool {
+        let open = self.open_until.load(Ordering::Acquire) != 0;
+        match ran {
+            Ran::Finished if open => {
+                // The probe succeeded: close with a clean history.
+                self.history.store(0, Ordering::Release);
+                self.open_until.store(0, Ordering::Release);
+                false
+            }
+            Ran::Finished => {
+                self.push(false);
+                false
+            }
+            Ran::OverBudget if open => {
+                // The probe failed: stay open for another period.
+                self.open_until.store(
+                    monotonic_ms() + OPEN_FOR.as_millis() as u64,
+                    Ordering::Release,
+                );
+                false
+            }
+            Ran::OverBudget => {
+                let history = self.push(true);
+                if history.count_ones() < TRIP_AT {
+                    return false;
+                }
+                let until = monotonic_ms() + OPEN_FOR.as_millis() as u64;
+                self.open_until
+                    .compare_exchange(0, until, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            }
+        }
+    }
+
+    /// Shifts one call into the history; returns the new history.
+    fn push(&self, over_budget: bool) -> u32 {
+        let mask = (1 << WINDOW) - 1;
+        let step = |h: u32| ((h << 1) | u32::from(over_budget)) & mask;
+        let previous = self
+            .history
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| Some(step(h)))
+            .unwrap_or_else(|h| h);
+        step(previous)
+    }
+}
+
+/// Milliseconds on a monotonic clock that starts at 1 (so 0 can mean "closed").
+fn monotonic_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_enough_budget_failures_in_the_window() {
+        let breaker = Breaker::default();
+        for _ in 0..WINDOW {
+            assert!(!breaker.record(Ran::Finished));
+        }
+        assert!(!breaker.record(Ran::OverBudget));
+        assert!(!breaker.record(Ran::Finished));
+        assert!(!breaker.record(Ran::OverBudget));
+        assert_eq!(breaker.admit(), Admit::Run);
+        assert!(breaker.record(Ran::OverBudget), "third failure in 8 calls");
+        assert_eq!(breaker.admit(), Admit::Open);
+    }
+
+    #[test]
+    fn failures_that_leave_the_window_are_forgotten() {
+        let breaker = Breaker::default();
+        for _ in 0..20 {
+            breaker.record(Ran::OverBudget);
+            for _ in 0..WINDOW {
+                breaker.record(Ran::Finished);
+            }
+        }
+        assert_eq!(breaker.admit(), Admit::Run);
+    }
+
+    #[test]
+    fn one_probe_after_the_open_period_decides() {
+        let breaker = Breaker::default();
+        for _ in 0..TRIP_AT {
+            breaker.record(Ran::OverBudget);
+        }
+        assert_eq!(breaker.admit(), Admit::Open);
+        // Pretend the open period is over.
+        breaker.open_until.store(1, Ordering::Release);
+        assert_eq!(breaker.admit(), Admit::Run, "the probe");
+        assert_eq!(breaker.admit(), Admit::Open, "only one probe at a time");
+        breaker.record(Ran::OverBudget);
+        assert_eq!(breaker.admit(), Admit::Open, "a failed probe reopens");
+
+        breaker.open_until.store(1, Ordering::Release);
+        assert_eq!(breaker.admit(), Admit::Run);
+        breaker.record(Ran::Finished);
+        assert_eq!(breaker.admit(), Admit::Run, "a good probe closes");
+        assert_eq!(breaker.history.load(Ordering::Acquire), 0);
+    }
+}
