@@ -17,30 +17,10 @@ command -v wrk >/dev/null || apt-get install -y -qq wrk
 command -v oha >/dev/null || cargo install oha --locked
 cargo build --release -q -p moment-runtime --bin moment --example ceiling
 
-work=$(mktemp -d)
-cleanup() { kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-
-# Starts a server that prints "… listening on http://ADDR" first; echoes ADDR.
-start() {
-  local out=$1; shift
-  "$@" > "$out" 2> "$out.err" &
-  for _ in $(seq 1 100); do
-    if grep -q 'listening on http://' "$out" 2>/dev/null; then
-      sed -n 's/.*listening on http:\/\///p' "$out" | head -1
-      return
-    fi
-    sleep 0.1
-  done
-  echo "server did not start: $(cat "$out.err")" >&2
-  exit 1
-}
-
-export MOMENT_ROOT_TOKEN="load-root-token-$RANDOM$RANDOM$RANDOM"
-moment=$(MOMENT_LOG=warn start "$work/moment.out" target/release/moment serve --listen 127.0.0.1:0 --data "$work/data")
+source scripts/lib.sh
+moment=$(start_moment)
 ceiling=$(start "$work/ceiling.out" target/release/examples/ceiling 127.0.0.1:0)
-wasm=$(ls target/wasm-policies/wasm32-unknown-unknown/release/moment_policy_telco_retention.wasm)
-key=$(python3 scripts/load_setup.py "http://$moment" "$MOMENT_ROOT_TOKEN" "$wasm" "$CANDIDATES" "$work")
+key=$(python3 scripts/load_setup.py "http://$moment" "$MOMENT_ROOT_TOKEN" "$(telco_wasm)" "$CANDIDATES" "$work")
 cp "$work/retention-wasm.json" "$work/ceiling.json"
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $CANDIDATES candidates; $CONNECTIONS connections; $DURATION per run"

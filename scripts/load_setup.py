@@ -1,9 +1,10 @@
-"""Sets up a Moment server for scripts/load.sh.
+"""Sets up a Moment server for scripts/load.sh, noisy.sh and soak.sh.
 
 Creates a tenant, uploads the reference telco retention policy as WASM
 (`retention-wasm`) and as Rhai (`retention-rhai`) over its catalog repeated
-to N candidates with suffixed ids, and writes one decide body per point.
-Prints the decide key.
+to N candidates with suffixed ids, and writes into OUT_DIR one decide body
+per point (`POINT.json`), each upload body (`upload-POINT.json`) and the
+tenant's keys (`keys.json`). Prints the decide key.
 
 usage: load_setup.py BASE_URL ROOT_TOKEN WASM_FILE CANDIDATES OUT_DIR
 """
@@ -43,9 +44,11 @@ uploads = {
 attributes = {"tenure_months": 40, "complaints_90d": 2, "device_age_months": 30}
 attributes.update({f"segment_{i:02}": f"value-{i:04}-abcdef" for i in range(30)})
 for point, code in uploads.items():
-    call(f"/v1/policies/{point}/versions", keys["editor"],
-         {**code, "catalog": catalog, "fallback": fallback, "activate": True})
+    upload = {**code, "catalog": catalog, "fallback": fallback, "activate": True}
+    call(f"/v1/policies/{point}/versions", keys["editor"], upload)
+    Path(out, f"upload-{point}.json").write_text(json.dumps(upload))
     body = {"point": point, "customer_id": "CUSTOMER", "stage": "at-risk", "channel": "call-center",
             "attributes": attributes, "context": {"reason": "price"}, "limit": 3}
     Path(out, f"{point}.json").write_text(json.dumps(body))
+Path(out, "keys.json").write_text(json.dumps(keys))
 print(keys["decide"])

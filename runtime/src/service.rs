@@ -223,6 +223,19 @@ impl Service {
         } = new;
         let bundle =
             Bundle::new(catalog, &fallback).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        if engine == EngineKind::Wasm {
+            // The candidates alone must fit the input a WASM policy may
+            // receive, or every decision would fall back.
+            let cap = self.engines.limits().max_input_bytes;
+            let size = serde_json::to_vec(bundle.candidates()).map_or(usize::MAX, |b| b.len());
+            if size > cap {
+                return Err(ServiceError::Invalid(format!(
+                    "the catalog's candidates take {size} bytes of JSON, over the {cap} bytes a \
+                     WASM policy may receive as input: every decision would fall back; \
+                     split the catalog, or shorten its ids and tags"
+                )));
+            }
+        }
         let engines = self.engines.clone();
         let (program, code) =
             tokio::task::spawn_blocking(move || (engines.compile(engine, &code), code))

@@ -4,7 +4,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{BY_VALUE, Keys, Server, catalog, expect};
+use moment_policy_artifacts::TELCO_RETENTION_WASM;
+
+use crate::helpers::{BY_VALUE, Keys, Server, catalog, expect, wasm_upload};
 
 /// One bad request and what the answer must say.
 struct Case {
@@ -70,6 +72,9 @@ fn admin(keys: &Keys) -> &str {
 
 fn cases() -> Vec<Case> {
     use StatusCode as S;
+    let big_catalog: Vec<Value> = (0..700)
+        .map(|i| json!({"id": format!("{i:0>100}"), "kind": "offer"}))
+        .collect();
     let mut too_many = serde_json::Map::new();
     for i in 0..300 {
         too_many.insert(format!("a{i}"), json!(i));
@@ -307,6 +312,18 @@ fn cases() -> Vec<Case> {
             json!({"engine": "rhai", "source": BY_VALUE, "catalog": catalog(), "fallback": ["ghost"]}),
             S::UNPROCESSABLE_ENTITY,
             "ghost",
+        ),
+        json_case(
+            "WASM catalog over the policy input cap",
+            "POST",
+            "/v1/policies/hero/versions",
+            editor,
+            wasm_upload(
+                &json!({"catalog": big_catalog, "fallback": []}).to_string(),
+                TELCO_RETENTION_WASM,
+            ),
+            S::UNPROCESSABLE_ENTITY,
+            "WASM policy may receive",
         ),
         json_case(
             "experiment with weights as text",

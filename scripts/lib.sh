@@ -1,0 +1,50 @@
+# Shared by scripts/load.sh, noisy.sh and soak.sh: source it after `cd` to the
+# repository root. Sets $work (a temporary directory removed on exit, with
+# every background job killed).
+
+work=$(mktemp -d)
+export MOMENT_ROOT_TOKEN="load-root-token-$RANDOM$RANDOM$RANDOM"
+cleanup() {
+  # Servers are started inside $(…), so they are not this shell's jobs:
+  # their pids are kept in $work/pids.
+  kill $(jobs -p) $(cat "$work/pids" 2>/dev/null) 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Starts a server that prints "… listening on http://ADDR" first; echoes ADDR.
+start() {
+  local out=$1; shift
+  "$@" > "$out" 2> "$out.err" &
+  echo $! >> "$work/pids"
+  for _ in $(seq 1 100); do
+    if grep -q 'listening on http://' "$out" 2>/dev/null; then
+      sed -n 's/.*listening on http:\/\///p' "$out" | head -1
+      return
+    fi
+    sleep 0.1
+  done
+  echo "server did not start: $(cat "$out.err")" >&2
+  exit 1
+}
+
+# Starts the release `moment` on a fresh data dir in $work; echoes ADDR.
+start_moment() {
+  MOMENT_LOG=warn start "$work/moment.out" target/release/moment serve --listen 127.0.0.1:0 --data "$work/data"
+}
+
+# The reference telco policy built for wasm32.
+telco_wasm() {
+  ls target/wasm-policies/wasm32-unknown-unknown/release/moment_policy_telco_retention.wasm
+}
+
+# The pid of the first server started.
+moment_pid() {
+  head -1 "$work/pids"
+}
+
+# Resident memory of process $1, in MiB.
+rss_mib() {
+  awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"
+}

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Noisy neighbour: a well-behaved tenant's decide latency, alone and while
+# another tenant floods its looping policy, in one run on one machine.
+#
+# Tenant "load" runs the reference telco policy (WASM, CANDIDATES candidates)
+# at a fixed RATE per second (oha, so latency is measured against the
+# schedule, not the previous answer). Tenant "noisy" has
+# tests/corpus/loop_forever.rhai and, in the second run, is driven at the
+# same fixed rate (NOISY_RATE): without protection that is 400 × 20 ms = 8
+# worker-seconds of looping per second on a 2-core machine. The noisy tenant's answers are counted
+# by fallback reason: `deadline`/`fuel` cost a worker a whole deadline each;
+# `circuit_open` is its breaker serving the fallback without running it.
+#
+# Run: scripts/noisy.sh   (DURATION=20s RATE=400 NOISY_RATE=400 CANDIDATES=100)
+# Needs: oha (cargo install oha); installs it if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-20s}
+RATE=${RATE:-400}
+NOISY_RATE=${NOISY_RATE:-400}
+CANDIDATES=${CANDIDATES:-100}
+
+command -v oha >/dev/null || cargo install oha --locked
+cargo build --release -q -p moment-runtime --bin moment
+
+source scripts/lib.sh
+moment=$(start_moment)
+key=$(python3 scripts/load_setup.py "http://$moment" "$MOMENT_ROOT_TOKEN" "$(telco_wasm)" "$CANDIDATES" "$work")
+noisy_key=$(python3 - "http://$moment" "$MOMENT_ROOT_TOKEN" "$work" <<'PY'
+import json, sys, urllib.request
+base, root, work = sys.argv[1:4]
+def call(path, key, body):
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req) as res:
+        return json.load(res)
+keys = call("/v1/tenants", root, {"id": "noisy"})["keys"]
+upload = json.load(open(f"{work}/upload-retention-rhai.json"))
+upload["source"] = open("tests/corpus/loop_forever.rhai").read()
+call("/v1/policies/loop/versions", keys["editor"], upload)
+json.dump({"point": "loop", "customer_id": "c-1"}, open(f"{work}/noisy.json", "w"))
+print(keys["decide"])
+PY
+)
+sed 's/CUSTOMER/c-1/' "$work/retention-wasm.json" > "$work/good.json"
+
+good() {
+  oha --no-tui --latency-correction --output-format json -z "$DURATION" -c 8 -q "$RATE" -m POST \
+    -H 'Content-Type: application/json' -H "Authorization: Bearer $key" -D "$work/good.json" \
+    "http://$moment/v1/decide" > "$work/$1.oha.json"
+}
+noisy() {
+  oha --no-tui --latency-correction --output-format json -z "$DURATION" -c 16 -q "$NOISY_RATE" -m POST \
+    -H 'Content-Type: application/json' -H "Authorization: Bearer $noisy_key" -D "$work/noisy.json" \
+    "http://$moment/v1/decide" > "$work/noisy.oha.json"
+}
+report() {
+  python3 - "$1" "$work/$1.oha.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[2]))
+p, s = d["latencyPercentiles"], d["summary"]
+codes = d.get("statusCodeDistribution", {})
+print(f"{sys.argv[1]:<22} {s['requestsPerSec']:>10.0f} {p['p50'] * 1000:>9.3f} {p['p99'] * 1000:>9.3f} {p['p99.9'] * 1000:>9.3f}  status {codes}")
+PY
+}
+
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; good tenant at $RATE/s, $CANDIDATES candidates; $DURATION per run"
+printf '%-22s %10s %9s %9s %9s\n' run 'req/s' 'p50 ms' 'p99 ms' 'p99.9 ms'
+good alone
+report alone
+noisy &
+good with-noisy-neighbour
+wait
+report with-noisy-neighbour
+report noisy
+echo
+echo "noisy tenant's fallbacks by reason, and breaker openings:"
+curl -s "http://$moment/metrics" | grep -E '^moment_policy_(fallbacks_total\{engine="rhai"|breaker_opened_total)' || true
