@@ -27,7 +27,7 @@ export DECIDE_KEY EDITOR_KEY
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $CANDIDATES candidates; $CONNECTIONS connections; $MINUTES minutes"
 echo "RSS at start: $(rss_mib "$pid") MiB"
-printf '%6s %10s %9s %9s %8s %8s %9s %8s\n' minute 'req/s' 'p50 ms' 'p99 ms' non-2xx sock-err 'RSS MiB' version
+printf '%6s %10s %9s %9s %8s %8s %9s %8s %8s\n' minute 'req/s' 'p50 ms' 'p99 ms' non-2xx sock-err 'RSS MiB' version log-queue
 rss_after_warmup=""
 for minute in $(seq 1 "$MINUTES"); do
   # One policy swap per minute: a new version of the WASM point, made live.
@@ -41,8 +41,9 @@ for minute in $(seq 1 "$MINUTES"); do
   non2xx=$(echo "$report" | awk '/Non-2xx/ {print $5}')
   sockerr=$(echo "$report" | awk '/Socket errors/ {print $4 $6 $8 $10}')
   rss=$(rss_mib "$pid")
+  queued=$(curl -s "http://$moment/metrics" | awk '/^moment_decision_log_queued / {print $2}')
   [ "$minute" = 1 ] && rss_after_warmup=$rss
-  printf '%6s %10.0f %9s %9s %8s %8s %9s %8s\n' "$minute" "$rps" "$p50" "$p99" "${non2xx:-0}" "${sockerr:-0}" "$rss" "$version"
+  printf '%6s %10.0f %9s %9s %8s %8s %9s %8s %8s\n' "$minute" "$rps" "$p50" "$p99" "${non2xx:-0}" "${sockerr:-0}" "$rss" "$version" "${queued:-0}"
 done
 python3 -c "
 start, end = $rss_after_warmup, $(rss_mib "$pid")

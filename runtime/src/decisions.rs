@@ -94,6 +94,7 @@ async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Entry>) {
     let mut records = Vec::with_capacity(BATCH);
     let mut waiting = Vec::new();
     while rx.recv_many(&mut entries, BATCH).await > 0 {
+        telemetry::decision_log_queued(rx.len());
         for entry in entries.drain(..) {
             match entry {
                 Entry::Record(r) => records.push(r),

@@ -43,6 +43,16 @@ async fn main() -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
     telemetry::describe();
+    // Histograms keep raw samples until upkeep folds them into buckets; a
+    // server nobody scrapes would otherwise grow without bound.
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
 
     let app = Application::build(settings, Some(metrics))
         .await

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_histogram, histogram};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 
 use crate::model::policy::EngineKind;
 
@@ -20,6 +20,8 @@ pub const POLICY_SECONDS: &str = "moment_policy_call_seconds";
 pub const BREAKER_OPENED: &str = "moment_policy_breaker_opened_total";
 /// Decision-log records not written, by `cause` (`queue_full`, `store`).
 pub const DECISION_LOG_LOST: &str = "moment_decision_log_lost_total";
+/// Decision-log records waiting for the writer (a gauge).
+pub const DECISION_LOG_QUEUED: &str = "moment_decision_log_queued";
 /// Outcomes received, by `result` (`stored` or `duplicate`).
 pub const OUTCOMES: &str = "moment_outcomes_total";
 /// HTTP responses, by `route`, `method` and `status`.
@@ -37,6 +39,10 @@ pub fn describe() {
     describe_counter!(
         BREAKER_OPENED,
         "Policy versions paused after repeated budget overruns, by engine"
+    );
+    describe_gauge!(
+        DECISION_LOG_QUEUED,
+        "Decision-log records waiting for the writer"
     );
     describe_histogram!(
         POLICY_SECONDS,
@@ -73,6 +79,11 @@ pub fn fallback(engine: EngineKind, reason: &'static str) {
 /// Counts a policy version's breaker opening.
 pub fn breaker_opened(engine: EngineKind) {
     counter!(BREAKER_OPENED, "engine" => engine.as_str()).increment(1);
+}
+
+/// Sets how many decision-log records wait for the writer.
+pub fn decision_log_queued(records: usize) {
+    gauge!(DECISION_LOG_QUEUED).set(records as f64);
 }
 
 /// Counts a decision-log record dropped because the queue was full.
