@@ -3,13 +3,16 @@
 # profile patches, outcomes; see scripts/soak.lua) against one release server
 # for MINUTES minutes, with a new policy version uploaded and activated once a
 # minute. Prints, per minute: requests/s, p50/p99, errors and the server's
-# resident memory; then the memory growth after the first (warm-up) minute.
+# resident memory; then the memory growth after warm-up: the first WARMUP
+# minutes, long enough to fill the caches (at ~1,400 decisions/s the
+# 100,000-entry recent-decisions LRU fills in about 70 s).
 #
-# Run: scripts/soak.sh   (MINUTES=10 CONNECTIONS=16 CANDIDATES=100)
+# Run: scripts/soak.sh   (MINUTES=10 WARMUP=2 CONNECTIONS=16 CANDIDATES=100)
 # Needs: wrk (Debian package); installs it if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-10}
+WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-16}
 CANDIDATES=${CANDIDATES:-100}
 
@@ -42,12 +45,12 @@ for minute in $(seq 1 "$MINUTES"); do
   sockerr=$(echo "$report" | awk '/Socket errors/ {print $4 $6 $8 $10}')
   rss=$(rss_mib "$pid")
   queued=$(curl -s "http://$moment/metrics" | awk '/^moment_decision_log_queued / {print $2}')
-  [ "$minute" = 1 ] && rss_after_warmup=$rss
+  [ "$minute" = "$WARMUP" ] && rss_after_warmup=$rss
   printf '%6s %10.0f %9s %9s %8s %8s %9s %8s %8s\n' "$minute" "$rps" "$p50" "$p99" "${non2xx:-0}" "${sockerr:-0}" "$rss" "$version" "${queued:-0}"
 done
 python3 -c "
 start, end = $rss_after_warmup, $(rss_mib "$pid")
-print(f'RSS after warm-up {start} MiB, at end {end} MiB: {100 * (end - start) / start:+.1f}%')"
+print(f'RSS after warm-up (minute $WARMUP) {start} MiB, at end {end} MiB: {100 * (end - start) / start:+.1f}%')"
 echo
 echo "Moment's own counts:"
 curl -s "http://$moment/metrics" | grep -E '^moment_(decisions_total|policy_fallbacks_total|outcomes_total|decision_log_lost_total)' || true
