@@ -265,13 +265,14 @@ async fn every_acknowledged_write_survives_sigkill_under_load() {
 async fn sigterm_drains_in_flight_decisions_and_flushes_the_log() {
     let mut server = Server::start();
     let keys = server.tenant("acme").await;
-    // A few ms of work per decision, so that many are in flight at once.
+    // A few ms of work per decision (well under the deadline, so the
+    // breaker stays closed), so that many are in flight at once.
     let slow =
-        r#"fn decide(ctx) { let n = 0; for i in 0..50000 { n += i; } [#{id: "small", score: n}] }"#;
+        r#"fn decide(ctx) { let n = 0; for i in 0..10000 { n += i; } [#{id: "small", score: n}] }"#;
     server.upload_rhai(&keys.editor, "slow", slow).await;
 
     let mut in_flight = tokio::task::JoinSet::new();
-    for n in 0..24 {
+    for n in 0..48 {
         let ask = server.post(
             "/v1/decide",
             &keys.decide,
