@@ -383,10 +383,7 @@ async fn bad_input_gets_a_helpful_problem_and_changes_nothing() {
     server.upload_rhai(&keys.editor, "hero", BY_VALUE).await;
     let patch = json!({"attributes": {"plan": "family"}, "stage": "at-risk"});
     let res = server
-        .client
-        .patch(server.url("/v1/customers/c-1"))
-        .bearer_auth(&keys.editor)
-        .json(&patch)
+        .patch("/v1/customers/c-1", &keys.editor, &patch)
         .send()
         .await
         .unwrap();

@@ -80,11 +80,7 @@ async fn browsers_may_call_decide_from_allowed_origins() {
     expect(ok, StatusCode::OK).await;
 
     let settings = json!({"cors_origins": ["https://shop.example"]});
-    let patch = server
-        .client
-        .patch(server.url("/v1/tenant"))
-        .bearer_auth(&keys.admin)
-        .json(&settings);
+    let patch = server.patch("/v1/tenant", &keys.admin, &settings);
     expect(patch.send().await.unwrap(), StatusCode::OK).await;
     expect(from("https://shop.example").await.unwrap(), StatusCode::OK).await;
     expect(
@@ -113,11 +109,11 @@ async fn browsers_may_call_decide_from_allowed_origins() {
     )
     .await;
     // A later patch of other settings keeps the origins.
-    let patch = server
-        .client
-        .patch(server.url("/v1/tenant"))
-        .bearer_auth(&keys.admin)
-        .json(&json!({"stages": ["new", "at-risk"]}));
+    let patch = server.patch(
+        "/v1/tenant",
+        &keys.admin,
+        &json!({"stages": ["new", "at-risk"]}),
+    );
     let settings = expect(patch.send().await.unwrap(), StatusCode::OK).await;
     assert_eq!(settings["cors_origins"], json!(["https://shop.example"]));
     expect(

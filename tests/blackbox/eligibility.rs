@@ -44,11 +44,7 @@ async fn eligibility_uses_stage_channel_profile_and_request_attributes() {
     );
 
     let patch = json!({"attributes": {"plan": "family"}, "stage": "at-risk"});
-    let profile = server
-        .client
-        .patch(server.url("/v1/customers/c-1"))
-        .bearer_auth(&keys.editor)
-        .json(&patch);
+    let profile = server.patch("/v1/customers/c-1", &keys.editor, &patch);
     expect(profile.send().await.unwrap(), StatusCode::OK).await;
 
     // Stage comes from the profile, plan from the stored attributes.
@@ -110,18 +106,14 @@ async fn stages_are_the_tenants_own() {
     )
     .await;
     let settings = json!({"stages": ["new", "dormant"]});
-    let patch = server
-        .client
-        .patch(server.url("/v1/tenant"))
-        .bearer_auth(&keys.admin)
-        .json(&settings);
+    let patch = server.patch("/v1/tenant", &keys.admin, &settings);
     expect(patch.send().await.unwrap(), StatusCode::OK).await;
     expect(server.decide(&keys.decide, &unknown).await, StatusCode::OK).await;
-    let bad = server
-        .client
-        .patch(server.url("/v1/customers/c-1"))
-        .bearer_auth(&keys.editor)
-        .json(&json!({"stage": "at-risk"}));
+    let bad = server.patch(
+        "/v1/customers/c-1",
+        &keys.editor,
+        &json!({"stage": "at-risk"}),
+    );
     expect(bad.send().await.unwrap(), StatusCode::UNPROCESSABLE_ENTITY).await;
 }
 

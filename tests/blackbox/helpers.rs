@@ -129,6 +129,13 @@ impl Server {
         self.client.post(self.url(path)).bearer_auth(key).json(body)
     }
 
+    pub fn patch(&self, path: &str, key: &str, body: &Value) -> RequestBuilder {
+        self.client
+            .patch(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+    }
+
     /// Creates a tenant; returns its keys.
     pub async fn tenant(&self, id: &str) -> Keys {
         let res = self

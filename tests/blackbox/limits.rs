@@ -13,10 +13,7 @@ const BUSY: &str =
 
 async fn settings(server: &Server, keys: &Keys, patch: Value) -> reqwest::Response {
     server
-        .client
-        .patch(server.url("/v1/tenant"))
-        .bearer_auth(&keys.admin)
-        .json(&patch)
+        .patch("/v1/tenant", &keys.admin, &patch)
         .send()
         .await
         .unwrap()

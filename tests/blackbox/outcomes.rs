@@ -218,11 +218,11 @@ async fn customers_and_outcomes_are_walled_off_by_tenant_and_role() {
         StatusCode::FORBIDDEN,
     )
     .await;
-    let patch = server
-        .client
-        .patch(server.url("/v1/customers/c-1"))
-        .bearer_auth(&keys.decide)
-        .json(&json!({"attributes": {}}));
+    let patch = server.patch(
+        "/v1/customers/c-1",
+        &keys.decide,
+        &json!({"attributes": {}}),
+    );
     expect(patch.send().await.unwrap(), StatusCode::FORBIDDEN).await;
     expect(
         outcome(&server, &keys.decide, click).await,
@@ -235,11 +235,11 @@ async fn customers_and_outcomes_are_walled_off_by_tenant_and_role() {
 async fn acknowledged_outcomes_and_profiles_survive_sigkill() {
     let server = Server::start();
     let keys = setup(&server, json!({"max_impressions": 1, "per": "week"})).await;
-    let patch = server
-        .client
-        .patch(server.url("/v1/customers/c-1"))
-        .bearer_auth(&keys.editor)
-        .json(&json!({"attributes": {"plan": "family"}}));
+    let patch = server.patch(
+        "/v1/customers/c-1",
+        &keys.editor,
+        &json!({"attributes": {"plan": "family"}}),
+    );
     expect(patch.send().await.unwrap(), StatusCode::OK).await;
     let decision = server
         .decide_ok(

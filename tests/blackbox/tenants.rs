@@ -83,11 +83,7 @@ async fn keys_are_checked_for_presence_and_role() {
         .unwrap();
     expect(garbage, StatusCode::FORBIDDEN).await;
     // Tenant settings need admin.
-    let patch = server
-        .client
-        .patch(server.url("/v1/tenant"))
-        .bearer_auth(&keys.editor)
-        .json(&json!({"cors_origins": ["*"]}));
+    let patch = server.patch("/v1/tenant", &keys.editor, &json!({"cors_origins": ["*"]}));
     expect(patch.send().await.unwrap(), StatusCode::FORBIDDEN).await;
     // Admin can do what editors can.
     expect(

@@ -10,11 +10,11 @@ async fn populated(server: &Server, id: &str) -> (Keys, String) {
     let keys = server.tenant(id).await;
     server.upload_rhai(&keys.editor, "hero", BY_VALUE).await;
     server.upload_rhai(&keys.editor, "hero", BY_VALUE).await;
-    let patch = server
-        .client
-        .patch(server.url("/v1/customers/c-1"))
-        .bearer_auth(&keys.editor)
-        .json(&json!({"attributes": {"a": 1}}));
+    let patch = server.patch(
+        "/v1/customers/c-1",
+        &keys.editor,
+        &json!({"attributes": {"a": 1}}),
+    );
     expect(patch.send().await.unwrap(), StatusCode::OK).await;
     let decision = server
         .decide_ok(

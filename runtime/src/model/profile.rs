@@ -47,26 +47,27 @@ pub enum AttributesError {
 }
 
 /// Refuses any value of `map` nesting deeper than [`MAX_DEPTH`] (`map`
-/// itself is level 0).
+/// itself is level 0). Runs on every decide: no allocation, and recursion
+/// no deeper than [`MAX_DEPTH`] + 1.
 pub fn check_depth(field: &'static str, map: &Map<String, Value>) -> Result<(), AttributesError> {
-    for (key, value) in map {
-        let mut stack = vec![(value, 1)];
-        while let Some((value, depth)) = stack.pop() {
-            let children: Box<dyn Iterator<Item = &Value>> = match value {
-                Value::Array(items) => Box::new(items.iter()),
-                Value::Object(fields) => Box::new(fields.values()),
-                _ => continue,
-            };
-            if depth > MAX_DEPTH {
-                return Err(AttributesError::TooDeep {
-                    field,
-                    key: key.clone(),
-                });
-            }
-            stack.extend(children.map(|child| (child, depth + 1)));
-        }
+    match map.iter().find(|(_, value)| nests_deeper(value, MAX_DEPTH)) {
+        Some((key, _)) => Err(AttributesError::TooDeep {
+            field,
+            key: key.clone(),
+        }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// True when `value` has objects or arrays nested more than `levels` deep
+/// (a container is one level).
+fn nests_deeper(value: &Value, levels: usize) -> bool {
+    let deeper = |child: &Value| nests_deeper(child, levels - 1);
+    match value {
+        Value::Array(items) => levels == 0 || items.iter().any(deeper),
+        Value::Object(fields) => levels == 0 || fields.values().any(deeper),
+        _ => false,
+    }
 }
 
 /// A customer profile.
