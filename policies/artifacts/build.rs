@@ -58,6 +58,14 @@ const PROFILE: [(&str, &str); 5] = [
     ("CARGO_PROFILE_RELEASE_PANIC", "abort"),
 ];
 
+/// A 64 KiB shadow stack instead of wasm-ld's 1 MiB default. A policy's
+/// linear memory then starts at a few pages instead of 17, and the host
+/// resets only the pages a decision touched (see `wasm_engine.rs`).
+const RUSTFLAGS: (&str, &str) = (
+    "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+    "-Clink-arg=-zstack-size=65536",
+);
+
 fn main() {
     let manifest_dir = PathBuf::from(var("CARGO_MANIFEST_DIR"));
     let workspace = manifest_dir.join("..").join("..");
@@ -151,6 +159,7 @@ fn build(workspace: &Path, target_dir: &Path) {
         command.env_remove(key);
     }
     command.envs(PROFILE);
+    command.env(RUSTFLAGS.0, RUSTFLAGS.1);
     let output = command
         .output()
         .unwrap_or_else(|e| fail(&format!("cannot run cargo for the nested wasm build: {e}")));

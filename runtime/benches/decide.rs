@@ -1,20 +1,32 @@
 //! In-process decide pipeline for the reference telco retention policy, WASM
-//! and Rhai, at 100 candidates with ~1 KB of attributes: building the input,
-//! a fresh instance (WASM) or a script call (Rhai), copying in and out,
-//! parsing the output, ranking and building the response and decision record.
-//! The `with_rules` group adds an eligibility condition and a contact rule to
-//! every action and a profile with contact history for each.
+//! and Rhai: profile merge, eligibility, contact rules, the policy call,
+//! ranking, arbitration and building the response and decision record.
+//!
+//! - `decide/{wasm,rhai}/{10,100,1000}`: the whole pipeline at 10, 100 and
+//!   1,000 candidates (the telco catalog repeated with suffixed ids), ~1 KB
+//!   of attributes and one past impression of every action.
+//! - `decide_with_rules/{wasm,rhai}`: 100 candidates, each with an
+//!   eligibility condition and a contact rule.
+//! - `pieces/…`: the parts that dominate, alone: a fresh WASM instance
+//!   called on an empty document; the telco policy call alone (WASM, Rhai);
+//!   encoding the WASM input; decoding its output; one condition; serializing
+//!   the response.
+//!
+//! The limits are the defaults except a 1 s deadline, so that a slow engine
+//! at 1,000 candidates is measured rather than cut off by its fallback.
 //!
 //! Run: `cargo bench -p moment-runtime --bench decide`
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
+use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use moment_policy_artifacts::{TELCO_RETENTION_BUNDLE, TELCO_RETENTION_RHAI, TELCO_RETENTION_WASM};
 use moment_runtime::breaker::Breaker;
-use moment_runtime::engine::{Engines, Limits};
+use moment_runtime::engine::wasm_engine::{decode_output, encode_input};
+use moment_runtime::engine::{Engines, Limits, PolicyInput};
 use moment_runtime::model::Name;
 use moment_runtime::model::contact::{ContactRule, Period};
 use moment_runtime::model::outcome::OutcomeType;
@@ -22,10 +34,24 @@ use moment_runtime::model::policy::{Bundle, EngineKind, StoredBundle};
 use moment_runtime::model::profile::Profile;
 use moment_runtime::pipeline::{self, DecideRequest, Subject};
 use moment_runtime::registry::LoadedPolicy;
-use moment_targeting::SavedGroups;
-use serde_json::json;
+use moment_targeting::{Condition, SavedGroups};
+use serde_json::{Map, Value, json};
 
 const NOW_MS: u64 = 1_800_000_000_000;
+const ENGINES: [EngineKind; 2] = [EngineKind::Wasm, EngineKind::Rhai];
+/// `{"actions":[]}` from a module that ignores its input.
+const EMPTY_POLICY: &str = r#"(module
+  (memory (export "memory") 1)
+  (data (i32.const 0) "{\"actions\":[]}")
+  (func (export "moment_alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "moment_decide") (param i32 i32) (result i64) (i64.const 14)))"#;
+
+fn limits() -> Limits {
+    Limits {
+        deadline: Duration::from_secs(1),
+        ..Limits::default()
+    }
+}
 
 /// The telco catalog repeated with suffixed ids until it has `n` actions,
 /// optionally each with an eligibility condition and a contact rule.
@@ -36,7 +62,7 @@ fn catalog(n: usize, rules: bool) -> Bundle {
             let mut a = stored.catalog[i % stored.catalog.len()].clone();
             a.id = format!("{}-{i}", a.id);
             if rules {
-                a.eligibility = Some(json!({"stage": {"$in": ["at-risk", "evaluation"]}, "tenure_months": {"$gte": 3}}));
+                a.eligibility = Some(rule_condition());
                 a.contact = Some(ContactRule {
                     max_impressions: Some(3),
                     per: Some(Period::Week),
@@ -50,6 +76,24 @@ fn catalog(n: usize, rules: bool) -> Bundle {
     Bundle::new(actions, &[]).unwrap()
 }
 
+fn rule_condition() -> Value {
+    json!({"stage": {"$in": ["at-risk", "evaluation"]}, "tenure_months": {"$gte": 3}})
+}
+
+fn policy(engines: &Engines, engine: EngineKind, bundle: Bundle) -> LoadedPolicy {
+    let code = match engine {
+        EngineKind::Wasm => TELCO_RETENTION_WASM,
+        EngineKind::Rhai => TELCO_RETENTION_RHAI.as_bytes(),
+    };
+    LoadedPolicy {
+        name: Name::parse("retention-call").unwrap(),
+        version: 1,
+        bundle,
+        program: engines.compile(engine, code).unwrap(),
+        breaker: Breaker::default(),
+    }
+}
+
 /// One impression a day ago for every action.
 fn profile(bundle: &Bundle) -> Profile {
     let mut profile = Profile::default();
@@ -59,9 +103,9 @@ fn profile(bundle: &Bundle) -> Profile {
     profile
 }
 
-fn request() -> DecideRequest {
-    // ~1 KB of attributes, as a profile merged from a few channels would give.
-    let mut attributes = serde_json::Map::new();
+/// ~1 KB of attributes, as a profile merged from a few channels would give.
+fn attributes() -> Map<String, Value> {
+    let mut attributes = Map::new();
     attributes.insert("tenure_months".into(), json!(40));
     attributes.insert("complaints_90d".into(), json!(2));
     attributes.insert("device_age_months".into(), json!(30));
@@ -71,56 +115,140 @@ fn request() -> DecideRequest {
             json!(format!("value-{i:04}-abcdef")),
         );
     }
+    attributes.insert("stage".into(), json!("at-risk"));
+    attributes
+}
+
+fn request() -> DecideRequest {
     serde_json::from_value(json!({
         "point": "retention-call", "customer_id": "c-42", "stage": "at-risk", "channel": "call-center",
-        "attributes": attributes, "context": {"reason": "price"}, "limit": 3
+        "attributes": attributes(), "context": {"reason": "price"}, "limit": 3
     }))
     .unwrap()
 }
 
-fn bench(c: &mut Criterion) {
-    let engines = Engines::new(Limits::default()).unwrap();
+fn pipeline(c: &mut Criterion) {
+    let engines = Engines::new(limits()).unwrap();
     let tenant = Name::parse("bench").unwrap();
     let groups = SavedGroups::default();
     let request = request();
-    for (group_name, rules) in [
-        ("decide_100_candidates", false),
-        ("decide_100_candidates_with_rules", true),
-    ] {
-        let mut group = c.benchmark_group(group_name);
-        for (engine, code) in [
-            (EngineKind::Wasm, TELCO_RETENTION_WASM),
-            (EngineKind::Rhai, TELCO_RETENTION_RHAI.as_bytes()),
-        ] {
-            let policy = LoadedPolicy {
-                name: Name::parse("retention-call").unwrap(),
-                version: 1,
-                bundle: catalog(100, rules),
-                program: engines.compile(engine, code).unwrap(),
-                breaker: Breaker::default(),
-            };
-            let profile = profile(&policy.bundle);
-            let subject = Subject {
-                tenant: &tenant,
-                groups: &groups,
-                profile: Some(&profile),
-                now_ms: NOW_MS,
-                limits: engines.limits(),
-            };
-            let sample = pipeline::decide(&engines, &subject, &policy, &[], &request, 3).response;
-            assert!(
-                !sample.fallback && sample.actions.len() == 3,
-                "{engine:?} policy fell back"
-            );
-            group.bench_function(engine.as_str(), |b| {
+    let mut run = |group: &str, engine: EngineKind, n: usize, rules: bool| {
+        let policy = policy(&engines, engine, catalog(n, rules));
+        let profile = profile(&policy.bundle);
+        let subject = Subject {
+            tenant: &tenant,
+            groups: &groups,
+            profile: Some(&profile),
+            now_ms: NOW_MS,
+            limits: engines.limits(),
+        };
+        let sample = pipeline::decide(&engines, &subject, &policy, &[], &request, 3).response;
+        assert!(
+            !sample.fallback && sample.actions.len() == 3,
+            "{engine:?} policy fell back at {n} candidates"
+        );
+        c.benchmark_group(group).bench_with_input(
+            BenchmarkId::new(engine.as_str(), n),
+            &request,
+            |b, request| {
                 b.iter(|| {
-                    pipeline::decide(&engines, &subject, &policy, &[], black_box(&request), 3)
+                    pipeline::decide(&engines, &subject, &policy, &[], black_box(request), 3)
                 })
-            });
+            },
+        );
+    };
+    for engine in ENGINES {
+        for n in [10, 100, 1000] {
+            run("decide", engine, n, false);
         }
-        group.finish();
+    }
+    for engine in ENGINES {
+        run("decide_with_rules", engine, 100, true);
     }
 }
 
-criterion_group!(benches, bench);
+fn pieces(c: &mut Criterion) {
+    let engines = Engines::new(limits()).unwrap();
+    let mut group = c.benchmark_group("pieces");
+    let bundle = catalog(100, false);
+    let attributes = attributes();
+    let context = Map::from_iter([("reason".to_owned(), json!("price"))]);
+    let history: Map<String, Value> = bundle
+        .actions()
+        .iter()
+        .map(|a| {
+            let seen = json!({"impressions": 1, "last_shown_ms": NOW_MS - 86_400_000});
+            (a.id.clone(), seen)
+        })
+        .collect();
+    let input = PolicyInput {
+        customer_id: "c-42",
+        stage: Some("at-risk"),
+        channel: Some("call-center"),
+        attributes: &attributes,
+        context: &context,
+        candidates: bundle.candidates().iter().collect(),
+        history: &history,
+        now_ms: NOW_MS,
+    };
+    let limits = engines.limits();
+
+    let empty = engines
+        .compile(EngineKind::Wasm, &wat::parse_str(EMPTY_POLICY).unwrap())
+        .unwrap();
+    let nothing = PolicyInput {
+        candidates: Vec::new(),
+        ..input.clone()
+    };
+    assert_eq!(engines.run(&empty, &nothing, limits), Ok(vec![]));
+    group.bench_function("wasm_instantiate_and_call_empty", |b| {
+        b.iter(|| engines.run(&empty, black_box(&nothing), limits))
+    });
+
+    for engine in ENGINES {
+        let program = policy(&engines, engine, catalog(1, false)).program;
+        assert!(engines.run(&program, &input, limits).is_ok());
+        group.bench_function(format!("{}_policy_call_100", engine.as_str()), |b| {
+            b.iter(|| engines.run(&program, black_box(&input), limits))
+        });
+    }
+
+    group.bench_function("wasm_encode_input_100", |b| {
+        b.iter(|| encode_input(black_box(&input)))
+    });
+
+    let output = serde_json::to_vec(&json!({"actions": bundle.actions().iter().enumerate()
+        .map(|(i, a)| json!({"id": a.id, "score": i as f64 * 0.37}))
+        .collect::<Vec<_>>()}))
+    .unwrap();
+    group.bench_function("wasm_decode_output_100", |b| {
+        b.iter(|| decode_output(black_box(&output)))
+    });
+
+    let condition = Condition::parse(&rule_condition()).unwrap();
+    let document = Value::Object(attributes.clone());
+    let groups = SavedGroups::default();
+    assert!(condition.eval(&document, &groups));
+    group.bench_function("condition_eval", |b| {
+        b.iter(|| condition.eval(black_box(&document), &groups))
+    });
+
+    let tenant = Name::parse("bench").unwrap();
+    let wasm = policy(&engines, EngineKind::Wasm, bundle);
+    let profile = profile(&wasm.bundle);
+    let subject = Subject {
+        tenant: &tenant,
+        groups: &groups,
+        profile: Some(&profile),
+        now_ms: NOW_MS,
+        limits,
+    };
+    let response = pipeline::decide(&engines, &subject, &wasm, &[], &request(), 3).response;
+    group.bench_function("response_json", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&response)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pipeline, pieces);
 criterion_main!(benches);

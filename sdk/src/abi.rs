@@ -23,6 +23,10 @@
 
 use serde::Serialize;
 
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub use lol_alloc;
+
 use crate::{Context, Ranked};
 
 /// What `moment_decide` writes back: `{"actions":[…]}`.

@@ -74,6 +74,12 @@ pub use ranked::{Ranked, priority};
 #[macro_export]
 macro_rules! export_policy {
     ($decide:path) => {
+        #[cfg(target_arch = "wasm32")]
+        #[global_allocator]
+        #[allow(unsafe_code)]
+        static ALLOCATOR: $crate::abi::lol_alloc::AssumeSingleThreaded<$crate::abi::lol_alloc::LeakingAllocator> =
+            unsafe { $crate::abi::lol_alloc::AssumeSingleThreaded::new($crate::abi::lol_alloc::LeakingAllocator::new()) };
+
         /// ABI v1: reserves `len` bytes for the input document.
         #[cfg(target_arch = "wasm32")]
         #[allow(unsafe_code)]

@@ -72,8 +72,9 @@ fn admin(keys: &Keys) -> &str {
 
 fn cases() -> Vec<Case> {
     use StatusCode as S;
-    let big_catalog: Vec<Value> = (0..700)
-        .map(|i| json!({"id": format!("{i:0>100}"), "kind": "offer"}))
+    // Over the 1 MiB a WASM policy may receive: 8,000 candidates of ~170 bytes.
+    let big_catalog: Vec<Value> = (0..8000)
+        .map(|i| json!({"id": format!("{i:0>120}"), "kind": "offer"}))
         .collect();
     let mut too_many = serde_json::Map::new();
     for i in 0..300 {

@@ -46,8 +46,9 @@ impl Default for Limits {
             rhai_max_data: 64 * 1024,
             wasm_fuel: 10_000_000,
             wasm_memory_bytes: 16 * 1024 * 1024,
-            max_input_bytes: 64 * 1024,
-            max_output_bytes: 64 * 1024,
+            // Room for a 1,000-action catalog with its history.
+            max_input_bytes: 1024 * 1024,
+            max_output_bytes: 256 * 1024,
             max_code_bytes: 4 * 1024 * 1024,
         }
     }
@@ -121,7 +122,7 @@ impl Limits {
 }
 
 /// The document a policy receives: the same for both engines.
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 pub struct PolicyInput<'a> {
     /// The customer being decided for.
     pub customer_id: &'a str,

