@@ -9,8 +9,9 @@
 //!   eligibility condition and a contact rule.
 //! - `pieces/…`: the parts that dominate, alone: a fresh WASM instance
 //!   called on an empty document; the telco policy call alone (WASM, Rhai);
-//!   encoding the WASM input; decoding its output; one condition; serializing
-//!   the response.
+//!   encoding the WASM input; the guest's own work (parse, score, answer)
+//!   compiled natively; decoding its output; one condition; serializing the
+//!   response.
 //!
 //! The limits are the defaults except a 1 s deadline, so that a slow engine
 //! at 1,000 candidates is measured rather than cut off by its fallback.
@@ -151,9 +152,7 @@ fn pipeline(c: &mut Criterion) {
             BenchmarkId::new(engine.as_str(), n),
             &request,
             |b, request| {
-                b.iter(|| {
-                    pipeline::decide(&engines, &subject, &policy, &[], black_box(request), 3)
-                })
+                b.iter(|| pipeline::decide(&engines, &subject, &policy, &[], black_box(request), 3))
             },
         );
     };
@@ -215,6 +214,15 @@ fn pieces(c: &mut Criterion) {
 
     group.bench_function("wasm_encode_input_100", |b| {
         b.iter(|| encode_input(black_box(&input)))
+    });
+
+    // What the WASM call spends inside the guest, compiled natively instead:
+    // parse the input, score, serialize the answer.
+    let encoded = encode_input(&input).unwrap();
+    group.bench_function("telco_guest_native_100", |b| {
+        b.iter(|| {
+            moment_sdk::abi::decide_json(black_box(&encoded), moment_policy_telco_retention::decide)
+        })
     });
 
     let output = serde_json::to_vec(&json!({"actions": bundle.actions().iter().enumerate()

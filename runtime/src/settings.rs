@@ -34,7 +34,7 @@ pub struct Settings {
     #[arg(long, env = "MOMENT_RHAI_MAX_OPERATIONS", default_value_t = 1_000_000)]
     pub rhai_max_operations: u64,
     /// WASM fuel (about one unit per instruction) one policy call may burn.
-    #[arg(long, env = "MOMENT_WASM_FUEL", default_value_t = 10_000_000)]
+    #[arg(long, env = "MOMENT_WASM_FUEL", default_value_t = 100_000_000)]
     pub wasm_fuel: u64,
     /// Largest linear memory of a WASM policy, in bytes.
     #[arg(long, env = "MOMENT_WASM_MEMORY_BYTES", default_value_t = 16 * 1024 * 1024)]
@@ -77,7 +77,7 @@ impl Settings {
             root_token: None,
             policy_deadline_ms: 20,
             rhai_max_operations: 1_000_000,
-            wasm_fuel: 10_000_000,
+            wasm_fuel: 100_000_000,
             wasm_memory_bytes: 16 * 1024 * 1024,
             max_body_bytes: 1024 * 1024,
             max_code_bytes: 4 * 1024 * 1024,

@@ -65,6 +65,10 @@ pub use ranked::{Ranked, priority};
 /// `export_policy!(decide)` takes the path of a function usable as
 /// `FnOnce(&Context) -> Vec<Ranked>` and, on wasm32 only, defines:
 ///
+/// - the global allocator: a bump allocator that never frees
+///   (`lol_alloc::LeakingAllocator`), since the host runs one decision per
+///   instance and discards its memory after; everything a decision
+///   allocates counts against the memory cap (16 MiB by default);
 /// - `moment_alloc(len: i32) -> i32`: reserves the input buffer
 ///   (`abi::export_alloc`, wasm32 only);
 /// - `moment_decide(ptr: i32, len: i32) -> i64`: parses the input, calls the
@@ -74,11 +78,19 @@ pub use ranked::{Ranked, priority};
 #[macro_export]
 macro_rules! export_policy {
     ($decide:path) => {
+        /// One decision per instance: allocation is a pointer bump and
+        /// nothing is ever freed; the host discards the whole memory after.
         #[cfg(target_arch = "wasm32")]
         #[global_allocator]
         #[allow(unsafe_code)]
-        static ALLOCATOR: $crate::abi::lol_alloc::AssumeSingleThreaded<$crate::abi::lol_alloc::LeakingAllocator> =
-            unsafe { $crate::abi::lol_alloc::AssumeSingleThreaded::new($crate::abi::lol_alloc::LeakingAllocator::new()) };
+        // SAFETY: a wasm32-unknown-unknown module has one thread.
+        static ALLOCATOR: $crate::abi::lol_alloc::AssumeSingleThreaded<
+            $crate::abi::lol_alloc::LeakingAllocator,
+        > = unsafe {
+            $crate::abi::lol_alloc::AssumeSingleThreaded::new(
+                $crate::abi::lol_alloc::LeakingAllocator::new(),
+            )
+        };
 
         /// ABI v1: reserves `len` bytes for the input document.
         #[cfg(target_arch = "wasm32")]

@@ -44,7 +44,7 @@ impl Default for Limits {
             deadline: Duration::from_millis(20),
             rhai_max_operations: 1_000_000,
             rhai_max_data: 64 * 1024,
-            wasm_fuel: 10_000_000,
+            wasm_fuel: 100_000_000,
             wasm_memory_bytes: 16 * 1024 * 1024,
             // Room for a 1,000-action catalog with its history.
             max_input_bytes: 1024 * 1024,

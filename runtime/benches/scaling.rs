@@ -1,0 +1,196 @@
+//! How the cost of one decision (the WASM telco policy, 100 candidates)
+//! grows with what the server holds:
+//!
+//! - `tenants/N`: N tenants' policies loaded, each its own module (the
+//!   reference module with a distinct custom section, so each is compiled
+//!   and kept separately), decisions round-robin across all N. Prints the
+//!   process's resident memory once each N is loaded.
+//! - `profiles/N`: N profiles in the embedded store, decisions for random
+//!   customers: the profile read through the server's profile cache (100,000
+//!   customers, the default) and then the pipeline.
+//!
+//! Run: `cargo bench -p moment-runtime --bench scaling`
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Instant;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use moment_policy_artifacts::{TELCO_RETENTION_BUNDLE, TELCO_RETENTION_WASM};
+use moment_runtime::breaker::Breaker;
+use moment_runtime::engine::{Engines, Limits};
+use moment_runtime::model::Name;
+use moment_runtime::model::policy::{Bundle, EngineKind, StoredBundle};
+use moment_runtime::pipeline::{self, DecideRequest, Subject};
+use moment_runtime::profiles::Profiles;
+use moment_runtime::registry::LoadedPolicy;
+use moment_runtime::store::Store;
+use moment_runtime::store::sqlite::SqliteStore;
+use moment_targeting::SavedGroups;
+use rand::Rng;
+use serde_json::{Map, json};
+
+const NOW_MS: u64 = 1_800_000_000_000;
+const TENANTS: [usize; 4] = [1, 10, 100, 1000];
+const PROFILES: [usize; 3] = [10_000, 100_000, 1_000_000];
+
+fn catalog(n: usize) -> Bundle {
+    let stored: StoredBundle = serde_json::from_str(TELCO_RETENTION_BUNDLE).unwrap();
+    let actions = (0..n)
+        .map(|i| {
+            let mut a = stored.catalog[i % stored.catalog.len()].clone();
+            a.id = format!("{}-{i}", a.id);
+            a
+        })
+        .collect();
+    Bundle::new(actions, &[]).unwrap()
+}
+
+/// The reference module plus a custom section naming tenant `i`: the same
+/// code, but a different module to the engine's content-hash cache.
+fn module_for(i: usize) -> Vec<u8> {
+    let name = b"moment-bench-tenant";
+    let payload = (i as u32).to_le_bytes();
+    let size = 1 + name.len() + payload.len();
+    let mut bytes = TELCO_RETENTION_WASM.to_vec();
+    bytes.extend([0, size as u8, name.len() as u8]);
+    bytes.extend(name);
+    bytes.extend(payload);
+    bytes
+}
+
+fn request(customer: &str) -> DecideRequest {
+    serde_json::from_value(json!({
+        "point": "retention-call", "customer_id": customer, "stage": "at-risk",
+        "channel": "call-center", "context": {"reason": "price"}, "limit": 3
+    }))
+    .unwrap()
+}
+
+/// Resident memory of this process, from `/proc/self/status`.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn tenants(c: &mut Criterion) {
+    let engines = Engines::new(Limits::default()).unwrap();
+    let groups = SavedGroups::default();
+    let tenant = Name::parse("bench").unwrap();
+    let request = request("c-42");
+    let mut policies: Vec<LoadedPolicy> = Vec::new();
+    let mut group = c.benchmark_group("tenants");
+    eprintln!("rss before loading: {:.1} MiB", rss_mib());
+    for n in TENANTS {
+        let started = Instant::now();
+        let loaded = policies.len();
+        for i in loaded..n {
+            policies.push(LoadedPolicy {
+                name: Name::parse("retention-call").unwrap(),
+                version: 1,
+                bundle: catalog(100),
+                program: engines.compile(EngineKind::Wasm, &module_for(i)).unwrap(),
+                breaker: Breaker::default(),
+            });
+        }
+        eprintln!(
+            "{n} tenants' policies loaded ({} compiled in {:.1} s): rss {:.1} MiB",
+            n - loaded,
+            started.elapsed().as_secs_f64(),
+            rss_mib()
+        );
+        let subject = Subject {
+            tenant: &tenant,
+            groups: &groups,
+            profile: None,
+            now_ms: NOW_MS,
+            limits: engines.limits(),
+        };
+        let mut next = 0;
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| {
+                next = (next + 1) % n;
+                pipeline::decide(&engines, &subject, &policies[next], &[], &request, 3)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn profiles(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let tenant = Name::parse("bench").unwrap();
+    runtime
+        .block_on(store.create_tenant(&tenant, "{}", &[]))
+        .unwrap();
+    let profiles = Profiles::new(store.clone(), NonZeroUsize::new(100_000).unwrap());
+    let engines = Engines::new(Limits::default()).unwrap();
+    let groups = SavedGroups::default();
+    let policy = LoadedPolicy {
+        name: Name::parse("retention-call").unwrap(),
+        version: 1,
+        bundle: catalog(100),
+        program: engines
+            .compile(EngineKind::Wasm, TELCO_RETENTION_WASM)
+            .unwrap(),
+        breaker: Breaker::default(),
+    };
+    let mut stored = 0;
+    let mut group = c.benchmark_group("profiles");
+    for n in PROFILES {
+        let started = Instant::now();
+        runtime.block_on(async {
+            for i in stored..n {
+                let attributes = Map::from_iter([
+                    ("tenure_months".to_owned(), json!(i % 60)),
+                    ("complaints_90d".to_owned(), json!(i % 4)),
+                    ("device_age_months".to_owned(), json!(i % 36)),
+                ]);
+                store
+                    .patch_profile(&tenant, &format!("c-{i}"), attributes, None)
+                    .await
+                    .unwrap();
+            }
+        });
+        eprintln!(
+            "{n} profiles stored ({} written in {:.1} s)",
+            n - stored,
+            started.elapsed().as_secs_f64()
+        );
+        stored = n;
+        let mut rng = rand::rng();
+        group.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter(|| {
+                let customer = format!("c-{}", rng.random_range(0..n));
+                let profile = runtime.block_on(profiles.get(&tenant, &customer)).unwrap();
+                let subject = Subject {
+                    tenant: &tenant,
+                    groups: &groups,
+                    profile: profile.as_deref(),
+                    now_ms: NOW_MS,
+                    limits: engines.limits(),
+                };
+                pipeline::decide(&engines, &subject, &policy, &[], &request(&customer), 3)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30);
+    targets = tenants, profiles
+}
+criterion_main!(benches);
