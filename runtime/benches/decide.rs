@@ -21,13 +21,14 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use moment_policy_artifacts::{TELCO_RETENTION_BUNDLE, TELCO_RETENTION_RHAI, TELCO_RETENTION_WASM};
 use moment_runtime::breaker::Breaker;
 use moment_runtime::engine::wasm_engine::{decode_output, encode_input};
-use moment_runtime::engine::{Engines, Limits, PolicyInput};
+use moment_runtime::engine::{Engines, History, Limits, PolicyInput};
 use moment_runtime::model::Name;
 use moment_runtime::model::contact::{ContactRule, Period};
 use moment_runtime::model::outcome::OutcomeType;
@@ -81,27 +82,27 @@ fn rule_condition() -> Value {
     json!({"stage": {"$in": ["at-risk", "evaluation"]}, "tenure_months": {"$gte": 3}})
 }
 
-fn policy(engines: &Engines, engine: EngineKind, bundle: Bundle) -> LoadedPolicy {
+fn policy(engines: &Engines, engine: EngineKind, bundle: Bundle) -> Arc<LoadedPolicy> {
     let code = match engine {
         EngineKind::Wasm => TELCO_RETENTION_WASM,
         EngineKind::Rhai => TELCO_RETENTION_RHAI.as_bytes(),
     };
-    LoadedPolicy {
+    Arc::new(LoadedPolicy {
         name: Name::parse("retention-call").unwrap(),
         version: 1,
         bundle,
         program: engines.compile(engine, code).unwrap(),
         breaker: Breaker::default(),
-    }
+    })
 }
 
 /// One impression a day ago for every action.
-fn profile(bundle: &Bundle) -> Profile {
+fn profile(bundle: &Bundle) -> Arc<Profile> {
     let mut profile = Profile::default();
     for a in bundle.actions() {
         profile.record(&a.id, OutcomeType::Impression, NOW_MS - 86_400_000);
     }
-    profile
+    Arc::new(profile)
 }
 
 /// ~1 KB of attributes, as a profile merged from a few channels would give.
@@ -172,14 +173,7 @@ fn pieces(c: &mut Criterion) {
     let bundle = catalog(100, false);
     let attributes = attributes();
     let context = Map::from_iter([("reason".to_owned(), json!("price"))]);
-    let history: Map<String, Value> = bundle
-        .actions()
-        .iter()
-        .map(|a| {
-            let seen = json!({"impressions": 1, "last_shown_ms": NOW_MS - 86_400_000});
-            (a.id.clone(), seen)
-        })
-        .collect();
+    let seen = profile(&bundle);
     let input = PolicyInput {
         customer_id: "c-42",
         stage: Some("at-risk"),
@@ -187,7 +181,7 @@ fn pieces(c: &mut Criterion) {
         attributes: &attributes,
         context: &context,
         candidates: bundle.candidates().iter().collect(),
-        history: &history,
+        history: History::new(Some(&seen), bundle.actions()),
         now_ms: NOW_MS,
     };
     let limits = engines.limits();
@@ -242,12 +236,11 @@ fn pieces(c: &mut Criterion) {
     });
 
     let tenant = Name::parse("bench").unwrap();
-    let wasm = policy(&engines, EngineKind::Wasm, bundle);
-    let profile = profile(&wasm.bundle);
+    let wasm = policy(&engines, EngineKind::Wasm, catalog(100, false));
     let subject = Subject {
         tenant: &tenant,
         groups: &groups,
-        profile: Some(&profile),
+        profile: Some(&seen),
         now_ms: NOW_MS,
         limits,
     };

@@ -1,9 +1,10 @@
 //! How the cost of one decision (the WASM telco policy, 100 candidates)
 //! grows with what the server holds:
 //!
-//! - `tenants/N`: N tenants' policies loaded, each its own module (the
-//!   reference module with a distinct custom section, so each is compiled
-//!   and kept separately), decisions round-robin across all N. Prints the
+//! - `tenants_{wasm,rhai}/N`: N tenants' policies loaded, each its own
+//!   compilation (the reference module with a distinct custom section, so
+//!   the content-hash cache cannot share it; the reference script with a
+//!   distinct comment), decisions round-robin across all N. Prints the
 //!   process's resident memory once each N is loaded.
 //! - `profiles/N`: N profiles in the embedded store, decisions for random
 //!   customers: the profile read through the server's profile cache (100,000
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use moment_policy_artifacts::{TELCO_RETENTION_BUNDLE, TELCO_RETENTION_WASM};
+use moment_policy_artifacts::{TELCO_RETENTION_BUNDLE, TELCO_RETENTION_RHAI, TELCO_RETENTION_WASM};
 use moment_runtime::breaker::Breaker;
 use moment_runtime::engine::{Engines, Limits};
 use moment_runtime::model::Name;
@@ -61,6 +62,11 @@ fn module_for(i: usize) -> Vec<u8> {
     bytes
 }
 
+/// The reference script with a comment naming tenant `i`.
+fn script_for(i: usize) -> String {
+    format!("// tenant {i}\n{TELCO_RETENTION_RHAI}")
+}
+
 fn request(customer: &str) -> DecideRequest {
     serde_json::from_value(json!({
         "point": "retention-call", "customer_id": customer, "stage": "at-risk",
@@ -80,27 +86,39 @@ fn rss_mib() -> f64 {
 }
 
 fn tenants(c: &mut Criterion) {
+    for engine in [EngineKind::Wasm, EngineKind::Rhai] {
+        tenants_on(c, engine);
+    }
+}
+
+/// Each tenant's own compilation of the reference policy on `engine`; the
+/// process starts with none (the Rhai run follows the WASM run, whose
+/// modules are dropped by then, but freed memory may stay resident).
+fn tenants_on(c: &mut Criterion, engine: EngineKind) {
     let engines = Engines::new(Limits::default()).unwrap();
     let groups = SavedGroups::default();
     let tenant = Name::parse("bench").unwrap();
     let request = request("c-42");
-    let mut policies: Vec<LoadedPolicy> = Vec::new();
-    let mut group = c.benchmark_group("tenants");
-    eprintln!("rss before loading: {:.1} MiB", rss_mib());
+    let mut policies: Vec<Arc<LoadedPolicy>> = Vec::new();
+    let mut group = c.benchmark_group(format!("tenants_{}", engine.as_str()));
+    eprintln!("{engine:?}: rss before loading: {:.1} MiB", rss_mib());
     for n in TENANTS {
         let started = Instant::now();
         let loaded = policies.len();
         for i in loaded..n {
-            policies.push(LoadedPolicy {
+            policies.push(Arc::new(LoadedPolicy {
                 name: Name::parse("retention-call").unwrap(),
                 version: 1,
                 bundle: catalog(100),
-                program: engines.compile(EngineKind::Wasm, &module_for(i)).unwrap(),
+                program: match engine {
+                    EngineKind::Wasm => engines.compile(engine, &module_for(i)).unwrap(),
+                    EngineKind::Rhai => engines.compile(engine, script_for(i).as_bytes()).unwrap(),
+                },
                 breaker: Breaker::default(),
-            });
+            }));
         }
         eprintln!(
-            "{n} tenants' policies loaded ({} compiled in {:.1} s): rss {:.1} MiB",
+            "{engine:?}: {n} tenants' policies loaded ({} compiled in {:.1} s): rss {:.1} MiB",
             n - loaded,
             started.elapsed().as_secs_f64(),
             rss_mib()
@@ -137,7 +155,7 @@ fn profiles(c: &mut Criterion) {
     let profiles = Profiles::new(store.clone(), NonZeroUsize::new(100_000).unwrap());
     let engines = Engines::new(Limits::default()).unwrap();
     let groups = SavedGroups::default();
-    let policy = LoadedPolicy {
+    let policy = Arc::new(LoadedPolicy {
         name: Name::parse("retention-call").unwrap(),
         version: 1,
         bundle: catalog(100),
@@ -145,7 +163,7 @@ fn profiles(c: &mut Criterion) {
             .compile(EngineKind::Wasm, TELCO_RETENTION_WASM)
             .unwrap(),
         breaker: Breaker::default(),
-    };
+    });
     let mut stored = 0;
     let mut group = c.benchmark_group("profiles");
     for n in PROFILES {
@@ -177,7 +195,7 @@ fn profiles(c: &mut Criterion) {
                 let subject = Subject {
                     tenant: &tenant,
                     groups: &groups,
-                    profile: profile.as_deref(),
+                    profile: profile.as_ref(),
                     now_ms: NOW_MS,
                     limits: engines.limits(),
                 };

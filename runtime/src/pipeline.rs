@@ -12,10 +12,10 @@ use std::time::Instant;
 
 use moment_targeting::SavedGroups;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::breaker::{Admit, Ran};
-use crate::engine::{Engines, PolicyError, PolicyInput, Scored};
+use crate::engine::{Engines, History, PolicyError, PolicyInput, Scored};
 use crate::model::Name;
 use crate::model::policy::{ActionKind, Bundle};
 use crate::model::profile::{AttributesError, MAX_CUSTOMER_ID_LEN, Profile, check_depth};
@@ -192,7 +192,7 @@ pub struct Subject<'a> {
     /// The tenant's saved groups, for conditions.
     pub groups: &'a SavedGroups,
     /// The customer's stored profile, if any.
-    pub profile: Option<&'a Profile>,
+    pub profile: Option<&'a Arc<Profile>>,
     /// Decision time, ms since the Unix epoch.
     pub now_ms: u64,
     /// Policy limits for this tenant.
@@ -213,16 +213,17 @@ pub struct Decision {
 pub fn decide(
     engines: &Engines,
     subject: &Subject<'_>,
-    live: &LoadedPolicy,
+    live: &Arc<LoadedPolicy>,
     experiments: &[Arc<RunningExperiment>],
     request: &DecideRequest,
     limit: usize,
 ) -> Decision {
+    let profile = subject.profile.map(|p| &**p);
     let stage = request
         .stage
         .as_deref()
-        .or(subject.profile.and_then(|p| p.stage.as_deref()));
-    let attributes = Value::Object(merged_attributes(subject.profile, request, stage));
+        .or(profile.and_then(|p| p.stage.as_deref()));
+    let attributes = Value::Object(merged_attributes(profile, request, stage));
     let assigned = experiments.iter().find_map(|running| {
         let variant =
             running
@@ -232,7 +233,7 @@ pub fn decide(
     });
     let (policy, experiment) = match assigned {
         Some((running, variant)) => (
-            &*running.variants[variant],
+            &running.variants[variant],
             Some(ExperimentRef {
                 id: running.experiment.id.to_string(),
                 variant: running.experiment.spec.variants[variant].id.clone(),
@@ -241,7 +242,7 @@ pub fn decide(
         None => (live, None),
     };
     let bundle = &policy.bundle;
-    let history = history_document(subject.profile, bundle);
+    let history = History::new(profile, bundle.actions());
     let (allowed, mut explain) = screen(bundle, subject, &attributes, request.explain);
 
     let empty = Map::new();
@@ -255,7 +256,7 @@ pub fn decide(
             .filter(|&i| allowed[i])
             .map(|i| &bundle.candidates()[i])
             .collect(),
-        history: &history,
+        history,
         now_ms: subject.now_ms,
     };
     let engine = policy.program.engine();
@@ -341,11 +342,7 @@ pub fn decide(
             }
         })
         .collect();
-    let candidate_ids: Vec<Value> = input
-        .candidates
-        .iter()
-        .map(|c| c.id.clone().into())
-        .collect();
+    let candidates = (0..allowed.len()).filter(|&i| allowed[i]).collect();
     let record = DecisionRecord {
         id: decision_id.clone(),
         tenant: subject.tenant.clone(),
@@ -358,23 +355,19 @@ pub fn decide(
             .as_ref()
             .map(|e| (e.id.clone(), e.variant.clone())),
         at_ms: subject.now_ms,
-        // The policy is done with the attributes and history: move them in
-        // rather than copy them; the writer task serialises the document.
-        document: Value::Object(Map::from_iter([
-            ("stage".to_owned(), stage.into()),
-            ("channel".to_owned(), request.channel.clone().into()),
-            ("attributes".to_owned(), attributes),
-            ("context".to_owned(), Value::Object(request.context.clone())),
-            ("history".to_owned(), Value::Object(history)),
-            ("candidates".to_owned(), candidate_ids.into()),
-            (
-                "ranking".to_owned(),
-                ranking
-                    .iter()
-                    .map(|&(i, s)| json!([bundle.actions()[i].id, s]))
-                    .collect(),
-            ),
-        ])),
+        // The policy is done with the attributes and the ranking: move them
+        // in rather than copy them. Ids and history are looked up in the
+        // shared policy and profile when the writer task serialises it.
+        document: DecisionDocument {
+            stage: stage.map(str::to_owned),
+            channel: request.channel.clone(),
+            attributes,
+            context: request.context.clone(),
+            profile: subject.profile.cloned(),
+            policy: policy.clone(),
+            candidates,
+            ranking,
+        },
     };
     let response = DecideResponse {
         decision_id,
@@ -396,6 +389,54 @@ pub fn decide(
         }),
     };
     Decision { response, record }
+}
+
+/// What the decision log keeps to replay a decision: the policy's input
+/// (without the candidates' details, which the version holds), the eligible
+/// candidates and the ranking. It holds the profile and policy version it was
+/// decided with and is serialised by the log writer, off the request path, as
+/// `{"stage", "channel", "attributes", "context", "history", "candidates":
+/// [id…], "ranking": [[id, score]…]}`.
+#[derive(Clone)]
+pub struct DecisionDocument {
+    stage: Option<String>,
+    channel: Option<String>,
+    attributes: Value,
+    context: Map<String, Value>,
+    profile: Option<Arc<Profile>>,
+    policy: Arc<LoadedPolicy>,
+    /// Catalog positions of the eligible candidates.
+    candidates: Vec<usize>,
+    /// Catalog positions and scores, best first; empty after a fallback.
+    ranking: Vec<(usize, f64)>,
+}
+
+impl Serialize for DecisionDocument {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let actions = self.policy.bundle.actions();
+        let id = |i: usize| actions[i].id.as_str();
+        let mut map = serializer.serialize_map(Some(7))?;
+        map.serialize_entry("stage", &self.stage)?;
+        map.serialize_entry("channel", &self.channel)?;
+        map.serialize_entry("attributes", &self.attributes)?;
+        map.serialize_entry("context", &self.context)?;
+        map.serialize_entry("history", &History::new(self.profile.as_deref(), actions))?;
+        let candidates: Vec<&str> = self.candidates.iter().map(|&i| id(i)).collect();
+        map.serialize_entry("candidates", &candidates)?;
+        let ranking: Vec<(&str, f64)> = self.ranking.iter().map(|&(i, s)| (id(i), s)).collect();
+        map.serialize_entry("ranking", &ranking)?;
+        map.end()
+    }
+}
+
+impl std::fmt::Debug for DecisionDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match serde_json::to_string(self) {
+            Ok(json) => f.write_str(&json),
+            Err(e) => write!(f, "<unserialisable decision document: {e}>"),
+        }
+    }
 }
 
 /// The stored profile's attributes, overlaid by the request's, plus
@@ -420,25 +461,6 @@ fn merged_attributes(
         attributes.insert("channel".into(), channel.clone().into());
     }
     attributes
-}
-
-/// The policy's `history` document: for this catalog's actions only, action
-/// id → impressions and last shown.
-fn history_document(profile: Option<&Profile>, bundle: &Bundle) -> Map<String, Value> {
-    let Some(profile) = profile else {
-        return Map::new();
-    };
-    bundle
-        .actions()
-        .iter()
-        .filter_map(|a| {
-            let h = profile.history.get(&a.id)?;
-            Some((
-                a.id.clone(),
-                json!({"impressions": h.impressions, "last_shown_ms": h.last_shown_ms}),
-            ))
-        })
-        .collect()
 }
 
 /// Eligibility and contact rules: which catalog actions are candidates, and
@@ -544,6 +566,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::model::policy::Action;
+    use serde_json::json;
 
     fn bundle(actions: &[(&str, ActionKind)]) -> Bundle {
         let actions = actions

@@ -142,7 +142,7 @@ fn rhai_twin_passes_the_cases() {
 
 /// The script stays well inside tight engine limits, so a host's limits
 /// (or Rhai's debug-build defaults: call depth 8, function expression depth
-/// 16) never break it: about 340 operations per candidate.
+/// 16) never break it.
 #[test]
 fn rhai_twin_fits_tight_limits() {
     let mut engine = rhai::Engine::new();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use moment_policy_artifacts::{CORPUS_DIR, TELCO_RETENTION_WASM};
 use serde_json::Map;
 
-use super::{CompileError, Engines, Limits, PolicyError, PolicyInput, Program, Scored};
+use super::{CompileError, Engines, History, Limits, PolicyError, PolicyInput, Program, Scored};
 use crate::model::policy::EngineKind;
 
 fn module(name: &str) -> Vec<u8> {
@@ -26,7 +26,7 @@ fn run_with(name: &str, limits: Limits) -> Result<Vec<Scored>, PolicyError> {
         attributes: &empty,
         context: &empty,
         candidates: vec![],
-        history: &empty,
+        history: History::new(None, &[]),
         now_ms: 0,
     };
     engines.run(&program, &input, engines.limits())

@@ -12,10 +12,12 @@ mod corpus_tests;
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::model::policy::{Candidate, EngineKind};
+use crate::model::policy::{Action, Candidate, EngineKind};
+use crate::model::profile::Profile;
 
 /// Per-call limits for tenant code.
 #[derive(Clone, Debug)]
@@ -137,9 +139,57 @@ pub struct PolicyInput<'a> {
     /// Actions the policy may choose from.
     pub candidates: Vec<&'a Candidate>,
     /// Contact history per action id.
-    pub history: &'a Map<String, Value>,
+    pub history: History<'a>,
     /// Decision time, ms since the Unix epoch.
     pub now_ms: u64,
+}
+
+/// The `history` document a policy receives: for each catalog action the
+/// customer has seen, in catalog order, `{"impressions", "last_shown_ms"}`.
+/// Serialized straight from the profile; no JSON map is built.
+#[derive(Clone, Copy)]
+pub struct History<'a> {
+    profile: Option<&'a Profile>,
+    catalog: &'a [Action],
+}
+
+/// One action's entry in [`History`].
+#[derive(Serialize)]
+struct Seen {
+    impressions: u32,
+    last_shown_ms: Option<u64>,
+}
+
+impl<'a> History<'a> {
+    /// The history of `profile` (none without one) for `catalog`'s actions.
+    pub fn new(profile: Option<&'a Profile>, catalog: &'a [Action]) -> Self {
+        Self { profile, catalog }
+    }
+
+    /// Action ids with their entries, in catalog order.
+    fn entries(&self) -> impl Iterator<Item = (&'a str, Seen)> + use<'a> {
+        let (profile, catalog) = (self.profile, self.catalog);
+        profile.into_iter().flat_map(move |p| {
+            catalog.iter().filter_map(move |a| {
+                let h = p.history.get(&a.id)?;
+                let seen = Seen {
+                    impressions: h.impressions,
+                    last_shown_ms: h.last_shown_ms,
+                };
+                Some((a.id.as_str(), seen))
+            })
+        })
+    }
+}
+
+impl Serialize for History<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for (id, seen) in self.entries() {
+            map.serialize_entry(id, &seen)?;
+        }
+        map.end()
+    }
 }
 
 /// One action as scored by a policy, before arbitration.

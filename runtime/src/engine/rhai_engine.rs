@@ -210,6 +210,8 @@ mod tests {
 
     use serde_json::Map;
 
+    use crate::engine::History;
+
     use super::*;
 
     fn run(source: &str, limits: Limits) -> Result<Vec<Scored>, PolicyError> {
@@ -223,7 +225,7 @@ mod tests {
             attributes: &empty,
             context: &empty,
             candidates: vec![],
-            history: &empty,
+            history: History::new(None, &[]),
             now_ms: 0,
         };
         engine.run(&script, &input, &limits)

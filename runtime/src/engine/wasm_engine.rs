@@ -22,7 +22,7 @@ use wasmtime::{
     PoolingAllocationConfig, ResourceLimiter, Store, Trap, ValType,
 };
 
-use super::{CompileError, Limits, PolicyError, PolicyInput, Scored};
+use super::{CompileError, History, Limits, PolicyError, PolicyInput, Scored};
 
 /// How often the epoch ticks; deadlines are counted in ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -107,7 +107,7 @@ struct Document<'a> {
     attributes: &'a Map<String, Value>,
     context: &'a Map<String, Value>,
     candidates: Vec<&'a RawValue>,
-    history: &'a Map<String, Value>,
+    history: History<'a>,
     now_ms: u64,
 }
 
@@ -129,7 +129,7 @@ pub fn encode_input(input: &PolicyInput<'_>) -> Result<Vec<u8>, PolicyError> {
         .iter()
         .map(|c| c.get().len() + 1)
         .sum::<usize>()
-        + 64 * input.history.len()
+        + 64 * input.candidates.len()
         + 4096;
     let mut bytes = Vec::with_capacity(guess);
     serde_json::to_writer(&mut bytes, &document)

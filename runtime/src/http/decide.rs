@@ -70,7 +70,7 @@ pub async fn decide(
         limits: &limits,
         tenant: &caller.tenant,
         groups: &tenant.groups,
-        profile: profile.as_deref(),
+        profile: profile.as_ref(),
         now_ms: now_ms(),
     };
     let experiments = registry.experiments(&caller.tenant, &point);

@@ -168,7 +168,7 @@ pub struct DecisionRecord {
     pub at_ms: u64,
     /// The policy's input document (without candidates), the eligible
     /// candidate ids, and the ranking returned.
-    pub document: Value,
+    pub document: crate::pipeline::DecisionDocument,
 }
 
 /// What outcomes need to know about a logged decision.

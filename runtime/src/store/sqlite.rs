@@ -665,9 +665,10 @@ impl Store for SqliteStore {
                     .map_err(backend)?;
                 for r in &records {
                     let actions = serde_json::to_string(&r.actions).map_err(|e| StoreError::Backend(e.to_string()))?;
+                    let document = serde_json::to_string(&r.document).map_err(|e| StoreError::Backend(e.to_string()))?;
                     stmt.execute(params![
                         r.id, r.tenant.as_str(), r.point.as_str(), r.version, r.customer_id, actions,
-                        r.fallback, r.at_ms as i64, r.document.to_string(),
+                        r.fallback, r.at_ms as i64, document,
                         r.experiment.as_ref().map(|e| &e.0), r.experiment.as_ref().map(|e| &e.1)
                     ])
                     .map_err(backend)?;
