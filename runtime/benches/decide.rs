@@ -199,10 +199,10 @@ fn pieces(c: &mut Criterion) {
     });
 
     for engine in ENGINES {
-        let program = policy(&engines, engine, catalog(1, false)).program;
-        assert!(engines.run(&program, &input, limits).is_ok());
+        let policy = policy(&engines, engine, catalog(1, false));
+        assert!(engines.run(&policy.program, &input, limits).is_ok());
         group.bench_function(format!("{}_policy_call_100", engine.as_str()), |b| {
-            b.iter(|| engines.run(&program, black_box(&input), limits))
+            b.iter(|| engines.run(&policy.program, black_box(&input), limits))
         });
     }
 

@@ -24,7 +24,7 @@ const BATCH: usize = 512;
 
 /// What the writer receives.
 enum Entry {
-    Record(DecisionRecord),
+    Record(Box<DecisionRecord>),
     /// Answered once everything queued before it is written.
     Flush(oneshot::Sender<()>),
 }
@@ -58,7 +58,7 @@ impl DecisionLog {
             actions: record.actions.clone(),
         };
         self.lock().put(record.id.clone(), Arc::new(reference));
-        if self.tx.try_send(Entry::Record(record)).is_err() {
+        if self.tx.try_send(Entry::Record(Box::new(record))).is_err() {
             telemetry::decision_log_dropped();
         }
     }
@@ -97,7 +97,7 @@ async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Entry>) {
         telemetry::decision_log_queued(rx.len());
         for entry in entries.drain(..) {
             match entry {
-                Entry::Record(r) => records.push(r),
+                Entry::Record(r) => records.push(*r),
                 Entry::Flush(done) => waiting.push(done),
             }
         }
