@@ -95,7 +95,10 @@ fn tenants(c: &mut Criterion) {
 /// process starts with none (the Rhai run follows the WASM run, whose
 /// modules are dropped by then, but freed memory may stay resident).
 fn tenants_on(c: &mut Criterion, engine: EngineKind) {
-    let engines = Engines::new(Limits::default()).unwrap();
+    // As the server does: compiled modules kept as files and mapped.
+    let compiled = tempfile::tempdir().unwrap();
+    let engines =
+        Engines::with_compiled_dir(Limits::default(), compiled.path().to_owned()).unwrap();
     let groups = SavedGroups::default();
     let tenant = Name::parse("bench").unwrap();
     let request = request("c-42");

@@ -60,7 +60,10 @@ impl Application {
     ) -> Result<Self, StartError> {
         settings.validate()?;
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data)?);
-        let engines = Arc::new(Engines::new(settings.limits()).map_err(StartError::Engine)?);
+        let engines = Arc::new(
+            Engines::with_compiled_dir(settings.limits(), settings.data.join("compiled"))
+                .map_err(StartError::Engine)?,
+        );
         let registry = Arc::new(Registry::new(settings.policy_cache_versions));
         let experiments = load(&*store, &registry, &engines).await?;
         let service = Arc::new(Service::new(

@@ -17,7 +17,12 @@ fn module(name: &str) -> Vec<u8> {
 
 fn run_with(name: &str, limits: Limits) -> Result<Vec<Scored>, PolicyError> {
     let engines = Engines::new(limits).unwrap();
-    let program = engines.compile(EngineKind::Wasm, &module(name)).unwrap();
+    run_on(&engines, &module(name))
+}
+
+/// Compiles `wasm` on `engines` and runs it on a document with no candidates.
+fn run_on(engines: &Engines, wasm: &[u8]) -> Result<Vec<Scored>, PolicyError> {
+    let program = engines.compile(EngineKind::Wasm, wasm).unwrap();
     let empty = Map::new();
     let input = PolicyInput {
         customer_id: "c-1",
@@ -145,4 +150,39 @@ fn identical_modules_compile_once() {
         panic!("not wasm")
     };
     assert!(a.same_compilation(&b));
+}
+
+#[test]
+fn compiled_modules_are_kept_on_disk_and_a_bad_file_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let compiled = dir.path().join("compiled");
+    let well_behaved = module("well_behaved");
+    let expected = run("well_behaved");
+    let with_dir = || Engines::with_compiled_dir(Limits::default(), compiled.clone()).unwrap();
+    let files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&compiled)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    };
+
+    // Compiled and written on first use; one file, no temporary left over.
+    assert_eq!(run_on(&with_dir(), &well_behaved), expected);
+    let written = files();
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].extension().unwrap(), "cwasm");
+    let image = std::fs::read(&written[0]).unwrap();
+
+    // A new engine (a restart) maps the file instead of compiling.
+    assert_eq!(run_on(&with_dir(), &well_behaved), expected);
+    assert_eq!(std::fs::read(&written[0]).unwrap(), image);
+
+    // A file wasmtime refuses is compiled again and replaced.
+    std::fs::write(&written[0], b"not a compiled module").unwrap();
+    assert_eq!(run_on(&with_dir(), &well_behaved), expected);
+    assert_eq!(files(), written);
+    assert_ne!(
+        std::fs::read(&written[0]).unwrap(),
+        b"not a compiled module"
+    );
 }

@@ -10,6 +10,7 @@ pub mod wasm_engine;
 #[cfg(test)]
 mod corpus_tests;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::ser::SerializeMap;
@@ -333,11 +334,23 @@ pub struct Engines {
 }
 
 impl Engines {
-    /// Builds every engine with `limits`.
+    /// Builds every engine with `limits`; WASM modules are compiled in memory.
     pub fn new(limits: Limits) -> Result<Self, wasmtime::Error> {
+        Self::build(limits, None)
+    }
+
+    /// Builds every engine with `limits`, keeping compiled WASM modules as
+    /// files in `dir` (created if missing) and mapping them from there, so
+    /// they are compiled once across restarts and their code is paged in
+    /// only where decisions run.
+    pub fn with_compiled_dir(limits: Limits, dir: PathBuf) -> Result<Self, wasmtime::Error> {
+        Self::build(limits, Some(dir))
+    }
+
+    fn build(limits: Limits, compiled_dir: Option<PathBuf>) -> Result<Self, wasmtime::Error> {
         Ok(Self {
             rhai: rhai_engine::RhaiEngine::new(&limits),
-            wasm: wasm_engine::WasmEngine::new(&limits)?,
+            wasm: wasm_engine::WasmEngine::new(&limits, compiled_dir)?,
             limits,
         })
     }
