@@ -341,8 +341,7 @@ impl Engines {
 
     /// Builds every engine with `limits`, keeping compiled WASM modules as
     /// files in `dir` (created if missing) and mapping them from there, so
-    /// they are compiled once across restarts and their code is paged in
-    /// only where decisions run.
+    /// each is compiled once, not again at every restart.
     pub fn with_compiled_dir(limits: Limits, dir: PathBuf) -> Result<Self, wasmtime::Error> {
         Self::build(limits, Some(dir))
     }

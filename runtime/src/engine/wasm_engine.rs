@@ -32,10 +32,11 @@ const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// The configured cap is enforced by the limiter at run time and by the ABI
 /// check at upload, which can then say why a module is refused.
 const POOL_MAX_MEMORY: usize = 1 << 30;
-/// Bytes of each pool slot's memory reset with `memset` and kept mapped
-/// between decisions rather than returned to the kernel: a decision over
-/// 100 candidates touches about this much, and page faults on memory given
-/// back cost more than the `memset`. At most 256 slots × this stay resident.
+/// Bytes at the start of each pool slot's memory that are reset with
+/// `memset` and stay mapped between decisions; above this, memory is given
+/// back to the kernel and faulted in again when a later decision touches it.
+/// A guest's stack and first heap pages live here, so most decisions never
+/// fault. At most 256 slots × this (64 MiB) stay resident.
 const KEEP_RESIDENT: usize = 256 * 1024;
 /// Most instances alive at once (one per in-flight WASM decision).
 const POOL_INSTANCES: u32 = 256;
@@ -255,11 +256,10 @@ impl WasmEngine {
     }
 
     /// The module compiled at `path` by an earlier run, or compiled now and
-    /// written there first. Either way the module's code is mapped from the
-    /// file, so the kernel can page out what no decision touches, and a
-    /// restart maps modules instead of compiling them again (about 0.13 s
-    /// each for the reference policy). A file that cannot be written or read
-    /// back only costs that: the module is compiled in memory instead.
+    /// written there first, then mapped from the file: a restart maps
+    /// modules instead of compiling them again (about 0.13 s each for the
+    /// reference policy). A file that cannot be written or read back only
+    /// costs that: the module is compiled in memory instead.
     fn compile_through_file(&self, bytes: &[u8], path: &Path) -> Result<Module, CompileError> {
         if let Some(module) = self.map_compiled(path) {
             return Ok(module);
