@@ -9,6 +9,12 @@ use moment_runtime::settings::Settings;
 use moment_runtime::telemetry;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc rather than glibc's malloc: a decision allocates and frees many
+/// small objects (JSON maps and strings, the decision record), where glibc's
+/// malloc and free were ~14% of the server's CPU under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Moment: next-best-action decisions.
 #[derive(Parser)]
 #[command(version, about)]
