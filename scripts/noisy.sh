@@ -27,17 +27,14 @@ source scripts/lib.sh
 moment=$(start_moment)
 key=$(python3 scripts/load_setup.py "http://$moment" "$MOMENT_ROOT_TOKEN" "$(telco_wasm)" "$CANDIDATES" "$work")
 noisy_key=$(python3 - "http://$moment" "$MOMENT_ROOT_TOKEN" "$work" <<'PY'
-import json, sys, urllib.request
+import json, sys
+sys.path.insert(0, "scripts")
+from moment_setup import call
 base, root, work = sys.argv[1:4]
-def call(path, key, body):
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as res:
-        return json.load(res)
-keys = call("/v1/tenants", root, {"id": "noisy"})["keys"]
+keys = call(base, "/v1/tenants", root, {"id": "noisy"})["keys"]
 upload = json.load(open(f"{work}/upload-retention-rhai.json"))
 upload["source"] = open("tests/corpus/loop_forever.rhai").read()
-call("/v1/policies/loop/versions", keys["editor"], upload)
+call(base, "/v1/policies/loop/versions", keys["editor"], upload)
 json.dump({"point": "loop", "customer_id": "c-1"}, open(f"{work}/noisy.json", "w"))
 print(keys["decide"])
 PY

@@ -12,26 +12,13 @@ usage: tenants_setup.py BASE_URL ROOT_TOKEN WASM_FILE N OUT_DIR
 import base64
 import json
 import sys
-import urllib.request
 from pathlib import Path
 
+from moment_setup import call, telco_catalog
+
 base, root, wasm_file, n, out = sys.argv[1:6]
-policy_dir = Path(__file__).resolve().parent.parent / "policies" / "telco-retention"
-bundle = json.loads((policy_dir / "bundle.json").read_text())
-catalog = []
-for i in range(100):
-    action = dict(bundle["catalog"][i % len(bundle["catalog"])])
-    action["id"] = f"{action['id']}-{i}"
-    catalog.append(action)
+catalog = telco_catalog(100)
 module = Path(wasm_file).read_bytes()
-
-
-def call(path, key, body):
-    request = urllib.request.Request(
-        base + path, data=json.dumps(body).encode(), method="POST",
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request) as response:
-        return json.load(response)
 
 
 def custom_section(i):
@@ -43,9 +30,9 @@ def custom_section(i):
 
 decide_keys = []
 for i in range(int(n)):
-    keys = call("/v1/tenants", root, {"id": f"t{i}"})["keys"]
+    keys = call(base, "/v1/tenants", root, {"id": f"t{i}"})["keys"]
     wasm = base64.b64encode(module + custom_section(i)).decode()
-    call("/v1/policies/retention/versions", keys["editor"],
+    call(base, "/v1/policies/retention/versions", keys["editor"],
          {"engine": "wasm", "wasm": wasm, "catalog": catalog, "fallback": [], "activate": True})
     decide_keys.append(keys["decide"])
 Path(out, "keys.txt").write_text("\n".join(decide_keys) + "\n")

@@ -25,21 +25,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use moment_policy_artifacts::{TELCO_RETENTION_BUNDLE, TELCO_RETENTION_RHAI, TELCO_RETENTION_WASM};
-use moment_runtime::breaker::Breaker;
+use moment_policy_artifacts::{TELCO_RETENTION_RHAI, TELCO_RETENTION_WASM};
 use moment_runtime::engine::wasm_engine::{decode_output, encode_input};
 use moment_runtime::engine::{Engines, History, Limits, PolicyInput};
 use moment_runtime::model::Name;
 use moment_runtime::model::contact::{ContactRule, Period};
 use moment_runtime::model::outcome::OutcomeType;
-use moment_runtime::model::policy::{Bundle, EngineKind, StoredBundle};
+use moment_runtime::model::policy::{Bundle, EngineKind};
 use moment_runtime::model::profile::Profile;
 use moment_runtime::pipeline::{self, DecideRequest, Subject};
 use moment_runtime::registry::LoadedPolicy;
 use moment_targeting::{Condition, SavedGroups};
 use serde_json::{Map, Value, json};
 
-const NOW_MS: u64 = 1_800_000_000_000;
+use telco::NOW_MS;
+
+mod telco;
+
 const ENGINES: [EngineKind; 2] = [EngineKind::Wasm, EngineKind::Rhai];
 /// `{"actions":[]}` from a module that ignores its input.
 const EMPTY_POLICY: &str = r#"(module
@@ -55,14 +57,12 @@ fn limits() -> Limits {
     }
 }
 
-/// The telco catalog repeated with suffixed ids until it has `n` actions,
-/// optionally each with an eligibility condition and a contact rule.
+/// The telco catalog at `n` actions, optionally each with an eligibility
+/// condition and a contact rule.
 fn catalog(n: usize, rules: bool) -> Bundle {
-    let stored: StoredBundle = serde_json::from_str(TELCO_RETENTION_BUNDLE).unwrap();
-    let actions = (0..n)
-        .map(|i| {
-            let mut a = stored.catalog[i % stored.catalog.len()].clone();
-            a.id = format!("{}-{i}", a.id);
+    let actions = telco::actions(n)
+        .into_iter()
+        .map(|mut a| {
             if rules {
                 a.eligibility = Some(rule_condition());
                 a.contact = Some(ContactRule {
@@ -87,13 +87,7 @@ fn policy(engines: &Engines, engine: EngineKind, bundle: Bundle) -> Arc<LoadedPo
         EngineKind::Wasm => TELCO_RETENTION_WASM,
         EngineKind::Rhai => TELCO_RETENTION_RHAI.as_bytes(),
     };
-    Arc::new(LoadedPolicy {
-        name: Name::parse("retention-call").unwrap(),
-        version: 1,
-        bundle,
-        program: engines.compile(engine, code).unwrap(),
-        breaker: Breaker::default(),
-    })
+    telco::loaded(engines, engine, code, bundle)
 }
 
 /// One impression a day ago for every action.

@@ -19,11 +19,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use moment_policy_artifacts::{TELCO_RETENTION_BUNDLE, TELCO_RETENTION_RHAI, TELCO_RETENTION_WASM};
-use moment_runtime::breaker::Breaker;
+use moment_policy_artifacts::{TELCO_RETENTION_RHAI, TELCO_RETENTION_WASM};
 use moment_runtime::engine::{Engines, Limits};
 use moment_runtime::model::Name;
-use moment_runtime::model::policy::{Bundle, EngineKind, StoredBundle};
+use moment_runtime::model::policy::{Bundle, EngineKind};
 use moment_runtime::pipeline::{self, DecideRequest, Subject};
 use moment_runtime::profiles::Profiles;
 use moment_runtime::registry::LoadedPolicy;
@@ -33,20 +32,15 @@ use moment_targeting::SavedGroups;
 use rand::Rng;
 use serde_json::{Map, json};
 
-const NOW_MS: u64 = 1_800_000_000_000;
+use telco::NOW_MS;
+
+mod telco;
+
 const TENANTS: [usize; 4] = [1, 10, 100, 1000];
 const PROFILES: [usize; 3] = [10_000, 100_000, 1_000_000];
 
 fn catalog(n: usize) -> Bundle {
-    let stored: StoredBundle = serde_json::from_str(TELCO_RETENTION_BUNDLE).unwrap();
-    let actions = (0..n)
-        .map(|i| {
-            let mut a = stored.catalog[i % stored.catalog.len()].clone();
-            a.id = format!("{}-{i}", a.id);
-            a
-        })
-        .collect();
-    Bundle::new(actions, &[]).unwrap()
+    Bundle::new(telco::actions(n), &[]).unwrap()
 }
 
 /// The reference module plus a custom section naming tenant `i`: the same
@@ -109,16 +103,11 @@ fn tenants_on(c: &mut Criterion, engine: EngineKind) {
         let started = Instant::now();
         let loaded = policies.len();
         for i in loaded..n {
-            policies.push(Arc::new(LoadedPolicy {
-                name: Name::parse("retention-call").unwrap(),
-                version: 1,
-                bundle: catalog(100),
-                program: match engine {
-                    EngineKind::Wasm => engines.compile(engine, &module_for(i)).unwrap(),
-                    EngineKind::Rhai => engines.compile(engine, script_for(i).as_bytes()).unwrap(),
-                },
-                breaker: Breaker::default(),
-            }));
+            let code = match engine {
+                EngineKind::Wasm => module_for(i),
+                EngineKind::Rhai => script_for(i).into_bytes(),
+            };
+            policies.push(telco::loaded(&engines, engine, &code, catalog(100)));
         }
         eprintln!(
             "{engine:?}: {n} tenants' policies loaded ({} compiled in {:.1} s): rss {:.1} MiB",
@@ -158,15 +147,12 @@ fn profiles(c: &mut Criterion) {
     let profiles = Profiles::new(store.clone(), NonZeroUsize::new(100_000).unwrap());
     let engines = Engines::new(Limits::default()).unwrap();
     let groups = SavedGroups::default();
-    let policy = Arc::new(LoadedPolicy {
-        name: Name::parse("retention-call").unwrap(),
-        version: 1,
-        bundle: catalog(100),
-        program: engines
-            .compile(EngineKind::Wasm, TELCO_RETENTION_WASM)
-            .unwrap(),
-        breaker: Breaker::default(),
-    });
+    let policy = telco::loaded(
+        &engines,
+        EngineKind::Wasm,
+        TELCO_RETENTION_WASM,
+        catalog(100),
+    );
     let mut stored = 0;
     let mut group = c.benchmark_group("profiles");
     for n in PROFILES {

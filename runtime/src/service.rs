@@ -227,7 +227,12 @@ impl Service {
             // The candidates alone must fit the input a WASM policy may
             // receive, or every decision would fall back.
             let cap = self.engines.limits().max_input_bytes;
-            let size = serde_json::to_vec(bundle.candidates()).map_or(usize::MAX, |b| b.len());
+            // `[` + each candidate's JSON + a `,` or the closing `]`.
+            let size = 1 + bundle
+                .candidates()
+                .iter()
+                .map(|c| c.json().get().len() + 1)
+                .sum::<usize>();
             if size > cap {
                 return Err(ServiceError::Invalid(format!(
                     "the catalog's candidates take {size} bytes of JSON, over the {cap} bytes a \

@@ -35,8 +35,9 @@ const POOL_MAX_MEMORY: usize = 1 << 30;
 /// Bytes at the start of each pool slot's memory that are reset with
 /// `memset` and stay mapped between decisions; above this, memory is given
 /// back to the kernel and faulted in again when a later decision touches it.
-/// A guest's stack and first heap pages live here, so most decisions never
-/// fault. At most 256 slots × this (64 MiB) stay resident.
+/// A guest's stack and first heap pages live here, so they are not faulted
+/// in again on every decision. At most 256 slots × this (64 MiB) stay
+/// resident.
 const KEEP_RESIDENT: usize = 256 * 1024;
 /// Most instances alive at once (one per in-flight WASM decision).
 const POOL_INSTANCES: u32 = 256;
