@@ -1,4 +1,5 @@
-//! Start-up: open the store, load it into memory, bind, serve.
+//! Start-up: open the store (embedded, or the cluster's PostgreSQL and
+//! Redis), load it into memory, bind, serve.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,11 +15,13 @@ use crate::http::auth::RootToken;
 use crate::http::{AppState, BodyLimits, router};
 use crate::model::KeyHash;
 use crate::profiles::Profiles;
-use crate::registry::{KeyInfo, Registry, TenantSettings};
+use crate::registry::Registry;
+use crate::replication;
 use crate::service::{Service, ServiceError};
 use crate::settings::{Settings, SettingsError};
+use crate::store::cluster::ClusterStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, StoreError, StoredExperiment};
+use crate::store::{Store, StoreError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -29,15 +32,12 @@ pub enum StartError {
     /// The store could not be opened or read.
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    /// A stored tenant's settings do not parse.
-    #[error("tenant {0} has unreadable settings: {1}")]
-    TenantSettings(String, serde_json::Error),
     /// The WebAssembly engine could not be configured.
     #[error("wasm engine: {0:#}")]
     Engine(wasmtime::Error),
-    /// The demo tenant could not be set up.
-    #[error("demo: {0}")]
-    Demo(#[from] ServiceError),
+    /// The stored state could not be loaded, or the demo tenant set up.
+    #[error(transparent)]
+    Load(#[from] ServiceError),
     /// The listen address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
@@ -59,21 +59,25 @@ impl Application {
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, StartError> {
         settings.validate()?;
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&settings.data)?);
+        let store: Arc<dyn Store> = match (&settings.postgres, &settings.redis) {
+            (Some(postgres), Some(redis)) => {
+                Arc::new(ClusterStore::connect(postgres, redis, &settings.redis_prefix).await?)
+            }
+            _ => Arc::new(SqliteStore::open(&settings.data)?),
+        };
         let engines = Arc::new(
             Engines::with_compiled_dir(settings.limits(), settings.data.join("compiled"))
                 .map_err(StartError::Engine)?,
         );
         let registry = Arc::new(Registry::new(settings.policy_cache_versions));
-        let experiments = load(&*store, &registry, &engines).await?;
         let service = Arc::new(Service::new(
             store.clone(),
             registry.clone(),
             engines.clone(),
         ));
-        for stored in &experiments {
-            service.resume_experiment(stored).await?;
-        }
+        // Subscribe before loading, so no change made meanwhile is missed.
+        let changes = store.changes();
+        service.sync(None).await?;
         let demo = if settings.demo {
             Some(demo::seed(&service, &registry).await?)
         } else {
@@ -84,6 +88,13 @@ impl Application {
             store.clone(),
             settings.profile_cache_customers,
         ));
+        if let Some(changes) = changes {
+            tokio::spawn(replication::follow(
+                changes,
+                service.clone(),
+                profiles.clone(),
+            ));
+        }
         let (decisions, log_writer) = DecisionLog::start(store.clone(), settings.recent_decisions);
         let state = AppState {
             profiles,
@@ -136,58 +147,6 @@ impl Application {
         }
         Ok(())
     }
-}
-
-/// Loads tenants, keys and live policies from the store into the registry;
-/// returns the running experiments, which the service resumes.
-async fn load(
-    store: &dyn Store,
-    registry: &Registry,
-    engines: &Arc<Engines>,
-) -> Result<Vec<StoredExperiment>, StartError> {
-    let snapshot = store.snapshot().await?;
-    for (tenant, json) in snapshot.tenants {
-        let settings: TenantSettings = serde_json::from_str(&json)
-            .map_err(|e| StartError::TenantSettings(tenant.to_string(), e))?;
-        registry.set_tenant(tenant, settings);
-    }
-    for key in snapshot.keys {
-        registry.add_key(
-            key.hash,
-            KeyInfo {
-                id: key.id,
-                tenant: key.tenant,
-                role: key.role,
-            },
-        );
-    }
-    let live_count = snapshot.live.len();
-    for stored in snapshot.live {
-        let engines = engines.clone();
-        let (loaded, stored) = tokio::task::spawn_blocking(move || {
-            (
-                crate::registry::LoadedPolicy::load_or_degrade(&engines, &stored),
-                stored,
-            )
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("loading task failed: {e}")))?;
-        match loaded {
-            Ok(loaded) => registry.set_live(&stored.tenant, Arc::new(loaded)),
-            // Without a readable bundle there is not even a fallback to serve:
-            // the point answers 404 until a version is activated again.
-            Err(error) => tracing::error!(
-                tenant = %stored.tenant, policy = %stored.name, version = stored.version, %error,
-                "live policy version is unreadable; not serving it"
-            ),
-        }
-    }
-    tracing::info!(
-        live_policies = live_count,
-        experiments = snapshot.experiments.len(),
-        "store loaded"
-    );
-    Ok(snapshot.experiments)
 }
 
 async fn shutdown_signal() {

@@ -5,9 +5,15 @@
 //! record in a bounded channel (a full channel drops the write and counts it)
 //! and in an in-memory LRU of recent decisions, so an outcome reported right
 //! after its decision finds it before the batch reaches the store.
+//!
+//! While the store cannot be reached, the writer keeps what it holds (up to
+//! the queue's size) and tries again every [`RETRY_AFTER`]. In a cluster an
+//! outcome may name a decision another replica made and is still logging, so
+//! a lookup there waits up to [`PEER_LOG_WAIT`] for it to arrive.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use lru::LruCache;
 use tokio::sync::{mpsc, oneshot};
@@ -21,6 +27,11 @@ use crate::telemetry;
 const QUEUE: usize = 16_384;
 /// Records written per store call, at most.
 const BATCH: usize = 512;
+/// Wait before writing again records the store could not take.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// How long a lookup waits for a decision another replica may still be
+/// logging, in a cluster.
+const PEER_LOG_WAIT: Duration = Duration::from_secs(1);
 
 /// What the writer receives.
 enum Entry {
@@ -34,6 +45,7 @@ pub struct DecisionLog {
     tx: mpsc::Sender<Entry>,
     recent: Mutex<LruCache<String, Arc<DecisionRef>>>,
     store: Arc<dyn Store>,
+    shared: bool,
 }
 
 impl DecisionLog {
@@ -45,6 +57,7 @@ impl DecisionLog {
         let log = Arc::new(Self {
             tx,
             recent: Mutex::new(LruCache::new(recent)),
+            shared: store.changes().is_some(),
             store,
         });
         (log, writer)
@@ -64,7 +77,7 @@ impl DecisionLog {
     }
 
     /// Waits until every decision logged so far is in the store (or was lost
-    /// and counted).
+    /// and counted, or is held back for a retry while the store is down).
     pub async fn flush(&self) {
         let (done, written) = oneshot::channel();
         if self.tx.send(Entry::Flush(done)).await.is_ok() {
@@ -81,7 +94,14 @@ impl DecisionLog {
         if let Some(hit) = self.lock().get(id) {
             return Ok((hit.tenant == *tenant).then(|| hit.clone()));
         }
-        Ok(self.store.decision(tenant, id).await?.map(Arc::new))
+        let give_up = tokio::time::Instant::now() + PEER_LOG_WAIT;
+        loop {
+            let found = self.store.decision(tenant, id).await?;
+            if found.is_some() || !self.shared || tokio::time::Instant::now() >= give_up {
+                return Ok(found.map(Arc::new));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, Arc<DecisionRef>>> {
@@ -91,9 +111,19 @@ impl DecisionLog {
 
 async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Entry>) {
     let mut entries = Vec::with_capacity(BATCH);
-    let mut records = Vec::with_capacity(BATCH);
+    let mut records: Vec<DecisionRecord> = Vec::with_capacity(BATCH);
     let mut waiting = Vec::new();
-    while rx.recv_many(&mut entries, BATCH).await > 0 {
+    loop {
+        // With records held back by a failed write, wake up to retry even
+        // when nothing new arrives.
+        let received = if records.is_empty() {
+            rx.recv_many(&mut entries, BATCH).await
+        } else {
+            tokio::time::timeout(RETRY_AFTER, rx.recv_many(&mut entries, BATCH))
+                .await
+                .unwrap_or(usize::MAX)
+        };
+        let closed = received == 0;
         telemetry::decision_log_queued(rx.len());
         for entry in entries.drain(..) {
             match entry {
@@ -101,15 +131,30 @@ async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Entry>) {
                 Entry::Flush(done) => waiting.push(done),
             }
         }
-        if !records.is_empty()
-            && let Err(error) = store.log_decisions(&records).await
-        {
-            telemetry::decision_log_failed(records.len());
-            tracing::error!(%error, records = records.len(), "decision log write failed");
+        if !records.is_empty() {
+            match store.log_decisions(&records).await {
+                Ok(()) => records.clear(),
+                // Keep them for the next attempt, within the queue's bound.
+                Err(error @ StoreError::Unavailable(_)) if !closed => {
+                    tracing::warn!(%error, records = records.len(), "decision log write failed; retrying");
+                    let excess = records.len().saturating_sub(QUEUE);
+                    if excess > 0 {
+                        telemetry::decision_log_failed(excess);
+                        records.drain(..excess);
+                    }
+                }
+                Err(error) => {
+                    telemetry::decision_log_failed(records.len());
+                    tracing::error!(%error, records = records.len(), "decision log write failed");
+                    records.clear();
+                }
+            }
         }
-        records.clear();
         for done in waiting.drain(..) {
             let _ = done.send(());
+        }
+        if closed {
+            return;
         }
     }
 }

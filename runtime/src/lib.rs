@@ -19,6 +19,7 @@ pub mod model;
 pub mod pipeline;
 pub mod profiles;
 pub mod registry;
+pub mod replication;
 pub mod service;
 pub mod settings;
 pub mod stats;

@@ -17,6 +17,7 @@ use serde_json::{Map, Value};
 use crate::breaker::{Admit, Ran};
 use crate::engine::{Engines, History, PolicyError, PolicyInput, Scored};
 use crate::model::Name;
+use crate::model::contact::WhenUnavailable;
 use crate::model::policy::{ActionKind, Bundle};
 use crate::model::profile::{AttributesError, MAX_CUSTOMER_ID_LEN, Profile, check_depth};
 use crate::registry::{LoadedPolicy, RunningExperiment};
@@ -193,6 +194,8 @@ pub struct Subject<'a> {
     pub groups: &'a SavedGroups,
     /// The customer's stored profile, if any.
     pub profile: Option<&'a Arc<Profile>>,
+    /// Set when the stored profile could not be read: what contact rules do then.
+    pub history_unavailable: Option<WhenUnavailable>,
     /// Decision time, ms since the Unix epoch.
     pub now_ms: u64,
     /// Policy limits for this tenant.
@@ -351,6 +354,7 @@ pub fn decide(
         customer_id: request.customer_id.clone(),
         actions: actions.iter().map(|a| a.id.clone()).collect(),
         fallback,
+        impressions: false,
         experiment: experiment
             .as_ref()
             .map(|e| (e.id.clone(), e.variant.clone())),
@@ -483,12 +487,21 @@ fn screen(
                     .first_failure(attributes, subject.groups)
                     .unwrap_or_default(),
             })
-        } else if let Some(rule) = action.contact.as_ref().and_then(|rule| {
-            rule.blocks(
-                subject.profile.and_then(|p| p.history.get(&action.id)),
-                subject.now_ms,
-            )
-        }) {
+        } else if let Some(rule) =
+            action
+                .contact
+                .as_ref()
+                .and_then(|rule| match subject.history_unavailable {
+                    Some(WhenUnavailable::Closed) => Some(
+                        "contact history unavailable (contact_rules_when_unavailable: closed)"
+                            .to_owned(),
+                    ),
+                    Some(WhenUnavailable::Open) | None => rule.blocks(
+                        subject.profile.and_then(|p| p.history.get(&action.id)),
+                        subject.now_ms,
+                    ),
+                })
+        {
             Some(Explained::ContactRule { rule })
         } else {
             continue;

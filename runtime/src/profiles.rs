@@ -5,6 +5,12 @@
 //! the store first, which bumps the profile's revision; the cache then takes
 //! the profile the store returned unless it already holds a newer revision,
 //! so a slow read or an out-of-order write never replaces newer history.
+//!
+//! In a cluster another replica may write a profile this one has cached: its
+//! notice evicts the entry ([`Profiles::evict`]), and a decision that records
+//! impressions re-checks the revision it saw when it writes
+//! ([`Profiles::record_impressions`]), so a stale entry can never pass a
+//! contact cap.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -66,6 +72,55 @@ impl Profiles {
         }
         let loaded = self.store.profile(tenant, customer).await?.map(Arc::new);
         Ok(self.offer(key, loaded))
+    }
+
+    /// A customer's profile read from the store, bypassing the cache (which
+    /// then takes it).
+    pub async fn reload(
+        &self,
+        tenant: &Name,
+        customer: &str,
+    ) -> Result<Option<Arc<Profile>>, StoreError> {
+        let loaded = self.store.profile(tenant, customer).await?.map(Arc::new);
+        Ok(self.offer((tenant.clone(), customer.to_owned()), loaded))
+    }
+
+    /// Records impressions of `actions` if the profile is still at
+    /// `seen_revision`; see [`Store::record_impressions`].
+    pub async fn record_impressions(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        seen_revision: u64,
+        actions: &[String],
+        at_ms: u64,
+    ) -> Result<(), StoreError> {
+        let profile = self
+            .store
+            .record_impressions(tenant, customer, seen_revision, actions, at_ms)
+            .await?;
+        self.offer(
+            (tenant.clone(), customer.to_owned()),
+            Some(Arc::new(profile)),
+        );
+        Ok(())
+    }
+
+    /// Drops a cached profile older than `revision` (another replica wrote it).
+    pub fn evict(&self, tenant: &Name, customer: &str, revision: u64) {
+        let key = (tenant.clone(), customer.to_owned());
+        let mut cache = self.lock();
+        if cache
+            .peek(&key)
+            .is_some_and(|held| held.as_ref().map_or(0, |p| p.revision) < revision)
+        {
+            cache.pop(&key);
+        }
+    }
+
+    /// Drops every cached profile (change notices may have been missed).
+    pub fn clear(&self) {
+        self.lock().clear();
     }
 
     /// Merges attributes and stage into a profile.

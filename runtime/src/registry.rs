@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::breaker::Breaker;
 use crate::engine::{CompileError, Engines, Program, TenantLimits};
+use crate::model::contact::WhenUnavailable;
 use crate::model::experiment::Experiment;
 use crate::model::policy::{Bundle, BundleError, StoredBundle};
 use crate::model::{KeyHash, Name, Role};
@@ -50,6 +51,10 @@ pub struct TenantSettings {
     /// Policy limits tighter than the operator's, for this tenant's calls.
     #[serde(default)]
     pub limits: TenantLimits,
+    /// What contact rules do while the contact history cannot be read:
+    /// `closed` (hide ruled actions, the default) or `open`.
+    #[serde(default)]
+    pub contact_rules_when_unavailable: WhenUnavailable,
 }
 
 fn any_origin() -> Vec<String> {
@@ -76,6 +81,7 @@ impl Default for TenantSettings {
             stages: default_stages(),
             groups: BTreeMap::new(),
             limits: TenantLimits::default(),
+            contact_rules_when_unavailable: WhenUnavailable::default(),
         }
     }
 }
@@ -97,6 +103,9 @@ pub struct SettingsPatch {
     /// New policy limits (replaces them all).
     #[serde(default)]
     pub limits: Option<TenantLimits>,
+    /// New behaviour of contact rules while the history cannot be read.
+    #[serde(default)]
+    pub contact_rules_when_unavailable: Option<WhenUnavailable>,
 }
 
 impl TenantSettings {
@@ -109,6 +118,9 @@ impl TenantSettings {
             stages: patch.stages.unwrap_or_else(|| self.stages.clone()),
             groups: patch.groups.unwrap_or_else(|| self.groups.clone()),
             limits: patch.limits.unwrap_or_else(|| self.limits.clone()),
+            contact_rules_when_unavailable: patch
+                .contact_rules_when_unavailable
+                .unwrap_or(self.contact_rules_when_unavailable),
         }
     }
 
@@ -257,6 +269,14 @@ impl Registry {
         write(&self.keys).insert(hash, Arc::new(key));
     }
 
+    /// Replaces the keys of `tenant` (of every tenant if `None`) with `keys`,
+    /// in one step, so no request sees a key missing in between.
+    pub fn replace_keys(&self, tenant: Option<&Name>, keys: Vec<(KeyHash, KeyInfo)>) {
+        let mut map = write(&self.keys);
+        map.retain(|_, k| tenant.is_some_and(|t| k.tenant != *t));
+        map.extend(keys.into_iter().map(|(hash, key)| (hash, Arc::new(key))));
+    }
+
     /// Forgets a key of `tenant` by id, so it stops working at once.
     pub fn remove_key(&self, tenant: &Name, id: &str) {
         write(&self.keys).retain(|_, k| !(k.tenant == *tenant && k.id == id));
@@ -296,6 +316,20 @@ impl Registry {
         read(&self.experiments)
             .get(&(tenant.clone(), point.clone()))
             .cloned()
+    }
+
+    /// The running experiments of `tenant` (of every tenant if `None`), as
+    /// (tenant, point, experiment id).
+    pub fn running_experiments(&self, tenant: Option<&Name>) -> Vec<(Name, Name, Name)> {
+        read(&self.experiments)
+            .iter()
+            .filter(|((t, _), _)| tenant.is_none_or(|only| t == only))
+            .flat_map(|((t, point), running)| {
+                running
+                    .iter()
+                    .map(|r| (t.clone(), point.clone(), r.experiment.id.clone()))
+            })
+            .collect()
     }
 
     /// Starts serving an experiment.

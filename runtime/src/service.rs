@@ -18,7 +18,9 @@ use crate::model::{ApiKey, Name, Role};
 use crate::registry::{
     KeyInfo, LoadError, LoadedPolicy, Registry, RunningExperiment, SettingsPatch, TenantSettings,
 };
-use crate::store::{KeyRecord, NewVersion, Store, StoreError, StoredExperiment, StoredVersion};
+use crate::store::{
+    KeyRecord, LivePointer, NewVersion, Store, StoreError, StoredExperiment, StoredVersion,
+};
 
 /// A policy version as uploaded (body of `POST /v1/policies/{name}/versions`).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -131,6 +133,7 @@ impl Service {
         settings: TenantSettings,
     ) -> Result<TenantKeys, ServiceError> {
         let (keys, records) = new_keys(id);
+        let _guard = self.writes.lock().await;
         let json =
             serde_json::to_string(&settings).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         match self.store.create_tenant(id, &json, &records).await {
@@ -149,6 +152,7 @@ impl Service {
     /// Issues a fresh set of keys for an existing tenant.
     pub async fn issue_keys(&self, tenant: &Name) -> Result<TenantKeys, ServiceError> {
         let (keys, records) = new_keys(tenant);
+        let _guard = self.writes.lock().await;
         self.store.add_keys(&records).await?;
         self.remember(records);
         Ok(keys)
@@ -167,6 +171,7 @@ impl Service {
             role,
             hash: key.hash(),
         };
+        let _guard = self.writes.lock().await;
         self.store.add_keys(std::slice::from_ref(&record)).await?;
         let id = record.id.clone();
         self.remember(vec![record]);
@@ -175,6 +180,7 @@ impl Service {
 
     /// Revokes a key; it stops working at once.
     pub async fn revoke_key(&self, tenant: &Name, id: &str) -> Result<(), ServiceError> {
+        let _guard = self.writes.lock().await;
         if !self.store.revoke_key(tenant, id).await? {
             return Err(ServiceError::NotFound(format!("no active key {id:?}")));
         }
@@ -341,8 +347,101 @@ impl Service {
         Ok(experiment)
     }
 
-    /// Serves a stored running experiment again (at start).
-    pub async fn resume_experiment(&self, stored: &StoredExperiment) -> Result<(), ServiceError> {
+    /// Brings memory in line with the store for `tenant` (every tenant if
+    /// `None`): settings, keys, live versions and running experiments. Runs
+    /// at start, and in a cluster whenever another replica changed something.
+    /// What one tenant has stored unreadably is logged and skipped, so it
+    /// never keeps the others from being served.
+    pub async fn sync(&self, tenant: Option<&Name>) -> Result<(), ServiceError> {
+        let _guard = self.writes.lock().await;
+        let snapshot = self.store.snapshot(tenant).await?;
+        for (id, json) in snapshot.tenants {
+            match serde_json::from_str::<TenantSettings>(&json) {
+                Ok(settings) => self.registry.set_tenant(id, settings),
+                Err(error) => {
+                    tracing::error!(tenant = %id, %error, "stored tenant settings are unreadable")
+                }
+            }
+        }
+        let keys = snapshot.keys.into_iter().map(|r| {
+            let info = KeyInfo {
+                id: r.id,
+                tenant: r.tenant,
+                role: r.role,
+            };
+            (r.hash, info)
+        });
+        self.registry.replace_keys(tenant, keys.collect());
+        for pointer in snapshot.live {
+            let current = self.registry.live(&pointer.tenant, &pointer.name);
+            if current.is_some_and(|live| live.version == pointer.version) {
+                continue;
+            }
+            match self.live_version(&pointer).await {
+                Ok(loaded) => self.registry.set_live(&pointer.tenant, loaded),
+                // Without a readable bundle there is not even a fallback to
+                // serve: the point answers 404 until a version is activated again.
+                Err(error) => tracing::error!(
+                    tenant = %pointer.tenant, policy = %pointer.name, version = pointer.version, %error,
+                    "live policy version is unreadable; not serving it"
+                ),
+            }
+        }
+        let mut stale = self.registry.running_experiments(tenant);
+        for stored in &snapshot.experiments {
+            let known = serde_json::from_str::<ExperimentSpec>(&stored.spec_json)
+                .ok()
+                .and_then(|spec| {
+                    stale.iter().position(|(t, point, id)| {
+                        *t == stored.tenant
+                            && point.as_str() == spec.point
+                            && id.as_str() == spec.id
+                    })
+                });
+            match known {
+                Some(at) => {
+                    stale.swap_remove(at);
+                }
+                None => {
+                    if let Err(error) = self.resume_experiment(stored).await {
+                        tracing::error!(tenant = %stored.tenant, %error, "cannot serve a running experiment");
+                    }
+                }
+            }
+        }
+        for (tenant, point, id) in stale {
+            self.registry.stop_experiment(&tenant, &point, &id);
+        }
+        Ok(())
+    }
+
+    /// A live version: from the cache, or compiled from the store; code that
+    /// no longer compiles serves the version's fallback (see
+    /// [`LoadedPolicy::load_or_degrade`]).
+    async fn live_version(&self, pointer: &LivePointer) -> Result<Arc<LoadedPolicy>, ServiceError> {
+        if let Some(loaded) = self
+            .registry
+            .cached(&pointer.tenant, &pointer.name, pointer.version)
+        {
+            return Ok(loaded);
+        }
+        let stored = self
+            .store
+            .version(&pointer.tenant, &pointer.name, pointer.version)
+            .await?
+            .ok_or_else(|| {
+                ServiceError::NotFound(format!("live version {} is not stored", pointer.version))
+            })?;
+        let engines = self.engines.clone();
+        let loaded =
+            tokio::task::spawn_blocking(move || LoadedPolicy::load_or_degrade(&engines, &stored))
+                .await
+                .map_err(|e| ServiceError::Crashed(e.to_string()))??;
+        Ok(Arc::new(loaded))
+    }
+
+    /// Serves a stored running experiment.
+    async fn resume_experiment(&self, stored: &StoredExperiment) -> Result<(), ServiceError> {
         let spec: ExperimentSpec = serde_json::from_str(&stored.spec_json)
             .map_err(|e| ServiceError::Invalid(format!("stored experiment is unreadable: {e}")))?;
         let experiment = Experiment::new(spec).map_err(|e| ServiceError::Invalid(e.to_string()))?;

@@ -17,9 +17,19 @@ pub struct Settings {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "MOMENT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Directory of the embedded store.
+    /// Directory of the embedded store, and of compiled policy modules.
     #[arg(long, env = "MOMENT_DATA", default_value = "./moment-data")]
     pub data: PathBuf,
+    /// PostgreSQL URL of the cluster store (with `--redis`); without both,
+    /// the embedded store under `--data` is used.
+    #[arg(long, env = "MOMENT_POSTGRES_URL", requires = "redis")]
+    pub postgres: Option<String>,
+    /// Redis URL of the cluster store (with `--postgres`).
+    #[arg(long, env = "MOMENT_REDIS_URL", requires = "postgres")]
+    pub redis: Option<String>,
+    /// Prefix of this cluster's Redis keys, to share one Redis between clusters.
+    #[arg(long, env = "MOMENT_REDIS_PREFIX", default_value = "moment")]
+    pub redis_prefix: String,
     /// Create (or re-key) a `demo` tenant with the reference policies and print its keys.
     #[arg(long)]
     pub demo: bool,
@@ -62,6 +72,14 @@ pub enum SettingsError {
     /// Root token too short to be a secret.
     #[error("MOMENT_ROOT_TOKEN must be at least {MIN_ROOT_TOKEN_LEN} characters")]
     WeakRootToken,
+    /// Only one of the cluster store's two URLs.
+    #[error(
+        "the cluster store needs both --postgres and --redis (MOMENT_POSTGRES_URL, MOMENT_REDIS_URL)"
+    )]
+    HalfCluster,
+    /// A Redis key prefix that would mix with other keys.
+    #[error("--redis-prefix must be 1 to 64 characters, none of them whitespace")]
+    BadRedisPrefix,
     /// A zero or absurd limit.
     #[error("{0} must be between {1} and {2}")]
     OutOfRange(&'static str, u64, u64),
@@ -73,6 +91,9 @@ impl Settings {
         Self {
             listen,
             data,
+            postgres: None,
+            redis: None,
+            redis_prefix: "moment".to_owned(),
             demo: false,
             root_token: None,
             policy_deadline_ms: 20,
@@ -95,6 +116,15 @@ impl Settings {
             .is_some_and(|t| t.len() < MIN_ROOT_TOKEN_LEN)
         {
             return Err(SettingsError::WeakRootToken);
+        }
+        if self.postgres.is_some() != self.redis.is_some() {
+            return Err(SettingsError::HalfCluster);
+        }
+        if self.redis_prefix.is_empty()
+            || self.redis_prefix.len() > 64
+            || self.redis_prefix.contains(char::is_whitespace)
+        {
+            return Err(SettingsError::BadRedisPrefix);
         }
         if !(1..=10_000).contains(&self.policy_deadline_ms) {
             return Err(SettingsError::OutOfRange("policy_deadline_ms", 1, 10_000));

@@ -22,6 +22,8 @@ pub const BREAKER_OPENED: &str = "moment_policy_breaker_opened_total";
 pub const DECISION_LOG_LOST: &str = "moment_decision_log_lost_total";
 /// Decision-log records waiting for the writer (a gauge).
 pub const DECISION_LOG_QUEUED: &str = "moment_decision_log_queued";
+/// Decisions made without the stored profile because its store could not be reached.
+pub const PROFILES_UNAVAILABLE: &str = "moment_profiles_unavailable_total";
 /// Outcomes received, by `result` (`stored` or `duplicate`).
 pub const OUTCOMES: &str = "moment_outcomes_total";
 /// HTTP responses, by `route`, `method` and `status`.
@@ -39,6 +41,14 @@ pub fn describe() {
     describe_counter!(
         BREAKER_OPENED,
         "Policy versions paused after repeated budget overruns, by engine"
+    );
+    describe_counter!(
+        PROFILES_UNAVAILABLE,
+        "Decisions made on the request alone because the profile store could not be reached"
+    );
+    describe_counter!(
+        DECISION_LOG_LOST,
+        "Decision-log records never written, by cause (queue_full, store)"
     );
     describe_gauge!(
         DECISION_LOG_QUEUED,
@@ -94,6 +104,11 @@ pub fn decision_log_dropped() {
 /// Counts decision-log records the store failed to write.
 pub fn decision_log_failed(records: usize) {
     counter!(DECISION_LOG_LOST, "cause" => "store").increment(records as u64);
+}
+
+/// Counts a decision made without the stored profile.
+pub fn profiles_unavailable() {
+    counter!(PROFILES_UNAVAILABLE).increment(1);
 }
 
 /// Counts outcomes stored and duplicates ignored.

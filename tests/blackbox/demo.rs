@@ -6,8 +6,7 @@ use crate::helpers::{Server, ids};
 
 #[tokio::test]
 async fn demo_serves_every_reference_policy_and_rekeys_on_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_on(dir.path(), &["--demo"]);
+    let server = Server::start_with(&["--demo"]);
     let decide = server.banner_value("decide:");
     assert!(decide.starts_with("mk_decide_"));
     let at_risk = json!({"customer_id": "c-42", "stage": "at-risk", "channel": "call-center",
@@ -25,11 +24,10 @@ async fn demo_serves_every_reference_policy_and_rekeys_on_restart() {
     let kiosk = json!({"point": "kiosk-checkout", "customer_id": "c-7", "channel": "kiosk",
                        "context": {"basket": [{"sku": "tent-2p", "category": "camping", "price": 199.0}]}});
     assert_eq!(server.decide_ok(&decide, &kiosk).await["fallback"], false);
-    drop(server);
 
     // A restart keeps the policies (still version 1) and prints fresh keys;
     // the old keys keep working.
-    let again = Server::start_on(dir.path(), &["--demo"]);
+    let again = server.kill_and_restart_with(&["--demo"], |_| {});
     let fresh = again.banner_value("decide:");
     assert_ne!(fresh, decide);
     let mut ask = at_risk.clone();

@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
@@ -18,35 +19,65 @@ pub struct Server {
     pub client: Client,
     data: PathBuf,
     banner: Vec<String>,
+    /// The cluster store this server uses, in the cluster suite.
+    pub cluster: Option<Arc<Cluster>>,
     _dir: Option<TempDir>,
 }
 
 impl Server {
-    /// Starts a server on a fresh data directory.
+    /// Starts a server on a fresh data directory (and, in the cluster suite,
+    /// a fresh PostgreSQL database and Redis key prefix).
     pub fn start() -> Server {
         Server::start_with(&[])
     }
 
     /// Starts a server on a fresh data directory with extra flags.
     pub fn start_with(flags: &[&str]) -> Server {
+        let cluster = crate::CLUSTER.then(|| Arc::new(Cluster::fresh()));
+        Server::start_in(cluster, flags)
+    }
+
+    /// Starts a server with its own data directory on `cluster`'s store
+    /// (the embedded store when `None`).
+    pub fn start_in(cluster: Option<Arc<Cluster>>, flags: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().to_path_buf();
-        let mut server = Server::start_on(&data, flags);
+        let mut server = Server::spawn(dir.path(), cluster, flags);
         server._dir = Some(dir);
         server
     }
 
-    /// Starts a server on `data` with extra flags.
-    pub fn start_on(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_moment"))
+    /// Starts another replica on this server's cluster store, with its own
+    /// data directory.
+    pub fn replica(&self) -> Server {
+        let cluster = self
+            .cluster
+            .clone()
+            .expect("replicas need the cluster store");
+        Server::start_in(Some(cluster), &[])
+    }
+
+    fn spawn(data: &Path, cluster: Option<Arc<Cluster>>, extra: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_moment"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(data)
             .args(extra)
             .env("MOMENT_ROOT_TOKEN", ROOT_TOKEN)
             .env("MOMENT_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .env_remove("MOMENT_POSTGRES_URL")
+            .env_remove("MOMENT_REDIS_URL")
+            .stdout(Stdio::piped());
+        if let Some(cluster) = &cluster {
+            command.args([
+                "--postgres",
+                &cluster.postgres,
+                "--redis",
+                &cluster.redis,
+                "--redis-prefix",
+                &cluster.prefix,
+            ]);
+        }
+        let mut child = command.spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().expect("server printed nothing").unwrap();
         let base = first
@@ -73,6 +104,7 @@ impl Server {
             client: Client::new(),
             data: data.to_path_buf(),
             banner,
+            cluster,
             _dir: None,
         }
     }
@@ -87,19 +119,26 @@ impl Server {
         line.trim_start()[label.len()..].trim().to_owned()
     }
 
-    /// Kills the process with SIGKILL and starts a new one on the same data.
+    /// Kills the process with SIGKILL and starts a new one on the same store.
     pub fn kill_and_restart(self) -> Server {
-        self.kill_and_restart_after(|_| {})
+        self.kill_and_restart_with(&[], |_| {})
     }
 
-    /// Kills the process with SIGKILL, runs `meddle` on the data directory,
-    /// and starts a new one on it.
-    pub fn kill_and_restart_after(mut self, meddle: impl FnOnce(&Path)) -> Server {
+    /// Kills the process with SIGKILL, runs `meddle` on its store, and starts
+    /// a new one on it with `flags`.
+    pub fn kill_and_restart_with(
+        mut self,
+        flags: &[&str],
+        meddle: impl FnOnce(&StoredData),
+    ) -> Server {
         // The process may have exited already (after SIGTERM, say).
         let _ = self.child.kill();
         self.child.wait().unwrap();
-        meddle(&self.data);
-        let mut next = Server::start_on(&self.data, &[]);
+        meddle(&StoredData {
+            data: self.data.clone(),
+            cluster: self.cluster.clone(),
+        });
+        let mut next = Server::spawn(&self.data, self.cluster.clone(), flags);
         next._dir = self._dir.take();
         next
     }
@@ -195,6 +234,118 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A server's stored data, reached behind its back.
+pub struct StoredData {
+    data: PathBuf,
+    cluster: Option<Arc<Cluster>>,
+}
+
+impl StoredData {
+    /// Runs one statement on the database: `sqlite` on the embedded store,
+    /// `postgres` on the cluster's; returns the rows changed.
+    pub fn execute(&self, sqlite: &str, postgres: &str) -> u64 {
+        match &self.cluster {
+            None => {
+                let db = rusqlite::Connection::open(self.data.join("moment.sqlite3")).unwrap();
+                db.execute(sqlite, []).unwrap() as u64
+            }
+            Some(cluster) => cluster.execute(postgres),
+        }
+    }
+}
+
+/// A fresh PostgreSQL database and Redis key prefix for one test's servers,
+/// from `MOMENT_TEST_POSTGRES` (a URL of an existing database, used to
+/// create the fresh one) and `MOMENT_TEST_REDIS`. Dropped with the test.
+pub struct Cluster {
+    pub postgres: String,
+    pub redis: String,
+    pub prefix: String,
+    admin: String,
+    database: String,
+}
+
+impl Cluster {
+    pub fn fresh() -> Cluster {
+        let redis = std::env::var("MOMENT_TEST_REDIS")
+            .expect("the cluster suite needs MOMENT_TEST_REDIS, e.g. redis://127.0.0.1:6379");
+        Cluster::fresh_with_redis(redis)
+    }
+
+    /// A fresh database, with the Redis at `redis`.
+    pub fn fresh_with_redis(redis: String) -> Cluster {
+        let admin = std::env::var("MOMENT_TEST_POSTGRES")
+            .expect("the cluster suite needs MOMENT_TEST_POSTGRES, e.g. postgres://postgres@127.0.0.1:5432/test");
+        let database = format!("moment_test_{}", uuid::Uuid::now_v7().simple());
+        let base = admin
+            .rsplit_once('/')
+            .expect("MOMENT_TEST_POSTGRES names a database")
+            .0;
+        let cluster = Cluster {
+            postgres: format!("{base}/{database}"),
+            redis,
+            prefix: database.clone(),
+            admin,
+            database,
+        };
+        cluster.admin_execute(&format!("CREATE DATABASE {}", cluster.database));
+        cluster
+    }
+
+    /// Runs `sql` on the test's database; returns the rows changed.
+    pub fn execute(&self, sql: &str) -> u64 {
+        on_postgres(&self.postgres, sql)
+    }
+
+    fn admin_execute(&self, sql: &str) -> u64 {
+        on_postgres(&self.admin, sql)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.admin_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.database
+        ));
+        if let Ok(mut redis) =
+            redis::Client::open(self.redis.as_str()).and_then(|c| c.get_connection())
+        {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(format!("{}:*", self.prefix))
+                .query(&mut redis)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: Result<(), _> = redis::cmd("DEL").arg(keys).query(&mut redis);
+            }
+        }
+    }
+}
+
+/// Runs one statement on PostgreSQL, from any thread (tests are async, the
+/// helpers are not).
+fn on_postgres(url: &str, sql: &str) -> u64 {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            // The statements are the tests' own, with no outside input.
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap()
+                .rows_affected()
+        })
+    })
+    .join()
+    .unwrap()
 }
 
 #[derive(Clone)]

@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+/// This suite runs every server on the embedded store.
+const CLUSTER: bool = false;
+
 mod helpers;
 
 mod bad_input;

@@ -50,10 +50,12 @@ async fn a_stored_version_that_no_longer_compiles_serves_its_fallback() {
     server.upload_rhai(&acme.editor, "hero", BY_VALUE).await;
     server.upload_rhai(&other.editor, "hero", BY_VALUE).await;
     // Break acme's stored code behind the server's back, as an engine upgrade might.
-    let server = server.kill_and_restart_after(|data| {
-        let db = rusqlite::Connection::open(data.join("moment.sqlite3")).unwrap();
-        let sql = "UPDATE policy_versions SET code = CAST('fn decide(ctx) {' AS BLOB) WHERE tenant = 'acme'";
-        assert_eq!(db.execute(sql, []).unwrap(), 1);
+    let server = server.kill_and_restart_with(&[], |store| {
+        let changed = store.execute(
+            "UPDATE policy_versions SET code = CAST('fn decide(ctx) {' AS BLOB) WHERE tenant = 'acme'",
+            "UPDATE policy_versions SET code = convert_to('fn decide(ctx) {', 'UTF8') WHERE tenant = 'acme'",
+        );
+        assert_eq!(changed, 1);
     });
     let ask = json!({"point": "hero", "customer_id": "c-1", "explain": true});
     let answer = server.decide_ok(&acme.decide, &ask).await;
@@ -170,15 +172,18 @@ async fn every_acknowledged_write_survives_sigkill_under_load() {
         let after = Duration::from_millis(rand::random_range(300..900));
         tokio::time::sleep(after).await;
         let data = server.data_dir();
+        let embedded = server.cluster.is_none();
         server = tokio::task::block_in_place(|| server.kill_and_restart());
         writers.await.unwrap();
 
-        // The database is intact.
-        let db = rusqlite::Connection::open(data.join("moment.sqlite3")).unwrap();
-        let check: String = db
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(check, "ok", "round {round}");
+        // The embedded database is intact (PostgreSQL looks after its own).
+        if embedded {
+            let db = rusqlite::Connection::open(data.join("moment.sqlite3")).unwrap();
+            let check: String = db
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(check, "ok", "round {round}");
+        }
     }
 
     let acked = std::mem::take(&mut *acked.lock().unwrap());

@@ -13,10 +13,12 @@ use crate::clock::now_ms;
 use crate::decisions::DecisionLog;
 use crate::engine::Engines;
 use crate::model::Name;
-use crate::model::outcome::{OutcomeEvent, OutcomeType};
+use crate::model::profile::Profile;
 use crate::pipeline::{self, DecideRequest, DecideResponse, Decision, Subject};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
+use crate::store::StoreError;
+use crate::telemetry;
 
 /// Ranks the actions of a decision point for one customer.
 #[utoipa::path(post, path = "/v1/decide", tag = "decide", request_body = DecideRequest,
@@ -54,7 +56,7 @@ pub async fn decide(
     let point = Name::parse(&request.point).map_err(|_| unknown())?;
     let policy = registry.live(&caller.tenant, &point).ok_or_else(unknown)?;
     // Recording impressions makes this decide a write: serialise it with the
-    // customer's other decides so a contact cap cannot be passed twice.
+    // customer's other decides here, so a contact cap cannot be passed twice.
     let _customer = match request.record_impressions {
         true => Some(
             profiles
@@ -63,36 +65,96 @@ pub async fn decide(
         ),
         false => None,
     };
-    let profile = profiles.get(&caller.tenant, &request.customer_id).await?;
-
     let limits = engines.limits().for_tenant(&tenant.settings.limits);
-    let subject = Subject {
-        limits: &limits,
-        tenant: &caller.tenant,
-        groups: &tenant.groups,
-        profile: profile.as_ref(),
-        now_ms: now_ms(),
-    };
     let experiments = registry.experiments(&caller.tenant, &point);
     let experiments = experiments.as_deref().map_or(&[][..], Vec::as_slice);
-    let Decision { response, record } =
-        pipeline::decide(&engines, &subject, &policy, experiments, &request, limit);
-    decisions.log(record);
-    if request.record_impressions && !response.actions.is_empty() {
-        let events: Vec<OutcomeEvent> = response
-            .actions
-            .iter()
-            .map(|a| OutcomeEvent {
-                decision_id: response.decision_id.clone(),
-                customer_id: request.customer_id.clone(),
-                action_id: a.id.clone(),
-                kind: OutcomeType::Impression,
-                value: None,
-                dedup_key: format!("{}/{}/impression", response.decision_id, a.id),
-                at_ms: subject.now_ms,
-            })
-            .collect();
-        profiles.record(&caller.tenant, &events).await?;
+    let mut read = Read::Cached;
+    for attempt in 1.. {
+        let (profile, history_unavailable) = match read
+            .profile(&profiles, &caller.tenant, &request.customer_id)
+            .await
+        {
+            Ok(profile) => (profile, None),
+            Err(StoreError::Unavailable(what)) => {
+                telemetry::profiles_unavailable();
+                tracing::warn!(tenant = %caller.tenant, %what, "profile store unavailable; deciding on the request alone");
+                (None, Some(tenant.settings.contact_rules_when_unavailable))
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let subject = Subject {
+            limits: &limits,
+            tenant: &caller.tenant,
+            groups: &tenant.groups,
+            profile: profile.as_ref(),
+            history_unavailable,
+            now_ms: now_ms(),
+        };
+        let Decision {
+            response,
+            mut record,
+        } = pipeline::decide(&engines, &subject, &policy, experiments, &request, limit);
+        if request.record_impressions
+            && history_unavailable.is_none()
+            && !response.actions.is_empty()
+        {
+            let seen = profile.as_ref().map_or(0, |p| p.revision);
+            let recorded = profiles
+                .record_impressions(
+                    &caller.tenant,
+                    &request.customer_id,
+                    seen,
+                    &record.actions,
+                    subject.now_ms,
+                )
+                .await;
+            match recorded {
+                Ok(()) => record.impressions = true,
+                // Another replica wrote the profile since it was read: decide
+                // again on the fresh one.
+                Err(StoreError::Stale) if attempt < MAX_ATTEMPTS => {
+                    read = Read::Fresh;
+                    continue;
+                }
+                // The store went away meanwhile: decide again without history.
+                Err(StoreError::Unavailable(_)) if attempt < MAX_ATTEMPTS => {
+                    read = Read::Unavailable;
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        decisions.log(record);
+        return Ok(Json(response));
     }
-    Ok(Json(response))
+    unreachable!("the loop returns by its last attempt")
+}
+
+/// Decisions made per request, at most, when other writes to the customer's
+/// profile keep coming first.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// Where a decision reads the customer's profile from.
+enum Read {
+    /// The profile cache (the store on a miss).
+    Cached,
+    /// The store: the cached profile turned out stale.
+    Fresh,
+    /// Nowhere: the store just failed.
+    Unavailable,
+}
+
+impl Read {
+    async fn profile(
+        &self,
+        profiles: &Profiles,
+        tenant: &Name,
+        customer: &str,
+    ) -> Result<Option<Arc<Profile>>, StoreError> {
+        match self {
+            Read::Cached => profiles.get(tenant, customer).await,
+            Read::Fresh => profiles.reload(tenant, customer).await,
+            Read::Unavailable => Err(StoreError::Unavailable("the profile store".into())),
+        }
+    }
 }

@@ -70,6 +70,15 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
     }
 
+    /// 503: the store could not take the write; nothing changed, retrying later may work.
+    pub fn unavailable(cause: StoreError) -> Self {
+        tracing::warn!(error = %cause, "store unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{cause}; nothing was changed, retry shortly"),
+        )
+    }
+
     /// 500: logs `cause` and tells the caller nothing about it.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -89,6 +98,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Invalid(detail) => ApiError::unprocessable(detail),
+            StoreError::Unavailable(_) | StoreError::Stale => ApiError::unavailable(err),
             other => ApiError::internal(other),
         }
     }
@@ -100,7 +110,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(detail) => ApiError::conflict(detail),
             ServiceError::Invalid(detail) => ApiError::unprocessable(detail),
             ServiceError::NotFound(detail) => ApiError::not_found(detail),
-            ServiceError::Store(e) => ApiError::internal(e),
+            ServiceError::Store(e) => e.into(),
             ServiceError::Load(e) => ApiError::internal(e),
             ServiceError::Crashed(e) => ApiError::internal(e),
         }

@@ -17,15 +17,18 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the store answers.
+/// Readiness: every backend the store needs answers. When one does not, the
+/// answer is 503 and names what is missing.
 pub async fn readyz(State(store): State<Arc<dyn Store>>) -> Result<&'static str, ApiError> {
-    store.ping().await.map(|()| "ready").map_err(|e| {
-        tracing::error!(error = %e, "readiness: the store does not answer");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the store does not answer; see the server log",
-        )
-    })
+    let missing = store.missing().await;
+    if missing.is_empty() {
+        return Ok("ready");
+    }
+    tracing::warn!(?missing, "readiness: part of the store does not answer");
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("not ready; missing: {}", missing.join("; ")),
+    ))
 }
 
 /// Prometheus text exposition.

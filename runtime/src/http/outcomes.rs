@@ -14,7 +14,7 @@ use super::json::ApiJson;
 use crate::clock::now_ms;
 use crate::decisions::DecisionLog;
 
-use crate::model::outcome::{OutcomeEvent, OutcomeType};
+use crate::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
 use crate::telemetry;
@@ -114,7 +114,7 @@ pub async fn record(
         let dedup_key = o
             .idempotency_key
             .map(|k| format!("key:{k}"))
-            .unwrap_or_else(|| format!("{}/{}/{}", o.decision_id, o.action_id, o.kind));
+            .unwrap_or_else(|| default_dedup_key(&o.decision_id, &o.action_id, o.kind));
         events.push(OutcomeEvent {
             decision_id: o.decision_id,
             customer_id: decision.customer_id.clone(),

@@ -38,6 +38,18 @@ impl Period {
     }
 }
 
+/// What contact rules do when the customer's contact history cannot be read
+/// (the cluster's Redis is down).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WhenUnavailable {
+    /// Hide every action that has a contact rule: no cap can be exceeded.
+    #[default]
+    Closed,
+    /// Treat the history as empty: show actions as if never shown before.
+    Open,
+}
+
 /// An action's contact rule, enforced across every channel.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

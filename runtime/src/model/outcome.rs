@@ -51,6 +51,12 @@ impl fmt::Display for OutcomeType {
     }
 }
 
+/// The dedup key of an outcome sent without an idempotency key, and of the
+/// impressions a decision records itself: `decision/action/type`.
+pub fn default_dedup_key(decision_id: &str, action_id: &str, kind: OutcomeType) -> String {
+    format!("{decision_id}/{action_id}/{kind}")
+}
+
 /// One outcome, checked against its decision, ready to store.
 #[derive(Clone, Debug)]
 pub struct OutcomeEvent {

@@ -1,18 +1,22 @@
 //! Durable storage behind one interface.
 //!
 //! [`Store`] is what the server needs from a database. The embedded
-//! implementation ([`sqlite::SqliteStore`]) is the default; a cluster
-//! implementation on PostgreSQL and Redis satisfies the same trait.
+//! implementation ([`sqlite::SqliteStore`]) is the default; the cluster
+//! implementation ([`cluster::ClusterStore`]) keeps the same data on
+//! PostgreSQL and Redis, shared by every replica.
 //!
 //! Keys, settings, policies and experiments are loaded into the
 //! [`Registry`](crate::registry::Registry) at start and kept current by the
-//! write handlers, so the decide path never reads them from here. It reads a
+//! write handlers (and, in a cluster, by [`Change`] notices from the other
+//! replicas), so the decide path never reads them from here. It reads a
 //! profile from here only for a customer not in the profile cache, and writes
 //! here only for `record_impressions`.
 
+pub mod cluster;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use tokio::sync::broadcast;
 
 use serde_json::{Map, Value};
 
@@ -33,6 +37,41 @@ pub enum StoreError {
     /// The database failed or returned something unreadable.
     #[error("storage backend failed: {0}")]
     Backend(String),
+    /// The database cannot be reached now; nothing was written. Retrying later may work.
+    #[error("{0} cannot be reached")]
+    Unavailable(String),
+    /// A conditional write found the profile changed since it was read; nothing was written.
+    #[error("the profile changed while the decision was made")]
+    Stale,
+}
+
+/// Something another replica changed in a shared store.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A tenant's settings, keys, live versions or experiments changed.
+    Tenant(Name),
+    /// A customer's profile was written, reaching `revision`.
+    Profile {
+        /// Owning tenant.
+        tenant: Name,
+        /// The customer.
+        customer: String,
+        /// The profile's revision after the write.
+        revision: u64,
+    },
+    /// Notices may have been missed (a connection dropped): reload everything.
+    Everything,
+}
+
+/// A name read back from a store.
+pub(crate) fn stored_name(s: String) -> Result<Name, StoreError> {
+    Name::parse(&s).map_err(|e| StoreError::Backend(format!("stored name {s:?} is invalid: {e}")))
+}
+
+/// An engine name read back from a store.
+pub(crate) fn stored_engine(s: &str) -> Result<EngineKind, StoreError> {
+    EngineKind::parse(s)
+        .ok_or_else(|| StoreError::Backend(format!("stored engine {s:?} is unknown")))
 }
 
 /// A stored API key (never the secret itself).
@@ -162,6 +201,9 @@ pub struct DecisionRecord {
     pub actions: Vec<String>,
     /// Whether the fallback was served.
     pub fallback: bool,
+    /// Whether an impression of every returned action was recorded; the log
+    /// then also stores those impressions as outcomes.
+    pub impressions: bool,
     /// Experiment id and variant id, when the customer was in one.
     pub experiment: Option<(String, String)>,
     /// When, ms since the Unix epoch.
@@ -219,24 +261,40 @@ pub struct VariantCounts {
     pub value: f64,
 }
 
-/// What the server loads into memory at start.
+/// Which version of a policy is live.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LivePointer {
+    /// Owning tenant.
+    pub tenant: Name,
+    /// Policy name.
+    pub name: Name,
+    /// The live version.
+    pub version: u32,
+}
+
+/// What the server keeps in memory, for every tenant or one.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Every tenant with its settings JSON.
+    /// Tenants with their settings JSON.
     pub tenants: Vec<(Name, String)>,
-    /// Every key that is not revoked.
+    /// Keys that are not revoked.
     pub keys: Vec<KeyRecord>,
     /// The live version of every policy.
-    pub live: Vec<StoredVersion>,
-    /// Every running experiment.
+    pub live: Vec<LivePointer>,
+    /// Running experiments.
     pub experiments: Vec<StoredExperiment>,
 }
 
 /// Durable storage for tenants, keys and policies.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Loads what the server keeps in memory.
-    async fn snapshot(&self) -> Result<Snapshot, StoreError>;
+    /// Reads what the server keeps in memory: of `tenant` only, or of all.
+    async fn snapshot(&self, tenant: Option<&Name>) -> Result<Snapshot, StoreError>;
+    /// Notices of what other replicas change, for a store shared by several;
+    /// `None` for a store only this process writes.
+    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        None
+    }
     /// Creates a tenant with its first keys; [`StoreError::Conflict`] if the id is taken.
     async fn create_tenant(
         &self,
@@ -250,8 +308,9 @@ pub trait Store: Send + Sync + 'static {
     async fn keys(&self, tenant: &Name) -> Result<Vec<KeyListing>, StoreError>;
     /// Revokes a key of `tenant`; `false` if there is no such unrevoked key.
     async fn revoke_key(&self, tenant: &Name, id: &str) -> Result<bool, StoreError>;
-    /// Checks the store answers.
-    async fn ping(&self) -> Result<(), StoreError>;
+    /// What the store cannot reach now, one line per missing backend;
+    /// empty when everything answers.
+    async fn missing(&self) -> Vec<String>;
     /// Replaces a tenant's settings.
     async fn update_tenant_settings(
         &self,
@@ -295,7 +354,20 @@ pub trait Store: Send + Sync + 'static {
         tenant: &Name,
         events: &[OutcomeEvent],
     ) -> Result<RecordedOutcomes, StoreError>;
-    /// Appends decisions to the decision log.
+    /// Records an impression of each of `actions` at `at_ms` in a customer's
+    /// contact history, if the profile is still at `seen_revision` (0: none);
+    /// [`StoreError::Stale`] if another write came first. Returns the profile.
+    /// The impressions reach the outcome log with the decision's record.
+    async fn record_impressions(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        seen_revision: u64,
+        actions: &[String],
+        at_ms: u64,
+    ) -> Result<Profile, StoreError>;
+    /// Appends decisions to the decision log, with the impressions of those
+    /// that recorded them (skipping ones already stored).
     async fn log_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError>;
     /// Finds a logged decision of `tenant`.
     async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError>;

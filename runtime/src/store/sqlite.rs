@@ -13,12 +13,11 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde_json::{Map, Value};
 
 use super::{
-    DecisionRecord, DecisionRef, KeyListing, KeyRecord, NewVersion, PolicyEvent, PolicyHistory,
-    PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment, StoredVersion,
-    VariantCounts, VersionInfo,
+    DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion, PolicyEvent,
+    PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment,
+    StoredVersion, VariantCounts, VersionInfo, stored_engine, stored_name,
 };
-use crate::model::outcome::OutcomeEvent;
-use crate::model::policy::EngineKind;
+use crate::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
 use crate::model::profile::Profile;
 use crate::model::{KeyHash, Name, Role};
 
@@ -164,15 +163,6 @@ fn now_ms() -> i64 {
     crate::clock::now_ms() as i64
 }
 
-fn name(s: String) -> Result<Name, StoreError> {
-    Name::parse(&s).map_err(|e| StoreError::Backend(format!("stored name {s:?} is invalid: {e}")))
-}
-
-fn engine(s: &str) -> Result<EngineKind, StoreError> {
-    EngineKind::parse(s)
-        .ok_or_else(|| StoreError::Backend(format!("stored engine {s:?} is unknown")))
-}
-
 fn record_event(
     tx: &Transaction<'_>,
     tenant: &Name,
@@ -257,7 +247,7 @@ fn read_experiments(
     rows.map(|row| {
         let (tenant, spec_json, running, created_at_ms, stopped_at_ms) = row.map_err(backend)?;
         Ok(StoredExperiment {
-            tenant: name(tenant)?,
+            tenant: stored_name(tenant)?,
             spec_json,
             running,
             created_at_ms,
@@ -318,10 +308,10 @@ fn to_stored(
 ) -> Result<StoredVersion, StoreError> {
     let (tenant, policy, version, eng, code, bundle_json) = raw;
     Ok(StoredVersion {
-        tenant: name(tenant)?,
-        name: name(policy)?,
+        tenant: stored_name(tenant)?,
+        name: stored_name(policy)?,
         version,
-        engine: engine(&eng)?,
+        engine: stored_engine(&eng)?,
         code,
         bundle_json,
     })
@@ -329,24 +319,28 @@ fn to_stored(
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        self.with(|conn| {
+    async fn snapshot(&self, tenant: Option<&Name>) -> Result<Snapshot, StoreError> {
+        let only = tenant.map(|t| t.as_str().to_owned());
+        self.with(move |conn| {
             let mut snap = Snapshot::default();
             let mut stmt = conn
-                .prepare("SELECT id, settings FROM tenants")
+                .prepare("SELECT id, settings FROM tenants WHERE ?1 IS NULL OR id = ?1")
                 .map_err(backend)?;
             let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .query_map([&only], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(backend)?;
             for row in rows {
                 let (id, settings) = row.map_err(backend)?;
-                snap.tenants.push((name(id)?, settings));
+                snap.tenants.push((stored_name(id)?, settings));
             }
             let mut stmt = conn
-                .prepare("SELECT id, tenant, role, hash FROM keys WHERE revoked_at IS NULL")
+                .prepare(
+                    "SELECT id, tenant, role, hash FROM keys
+                     WHERE revoked_at IS NULL AND (?1 IS NULL OR tenant = ?1)",
+                )
                 .map_err(backend)?;
             let rows = stmt
-                .query_map([], |r| {
+                .query_map([&only], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
@@ -358,7 +352,7 @@ impl Store for SqliteStore {
             for row in rows {
                 let (id, tenant, role, hash) = row.map_err(backend)?;
                 snap.keys.push(KeyRecord {
-                    tenant: name(tenant)?,
+                    tenant: stored_name(tenant)?,
                     role: Role::parse(&role).ok_or_else(|| {
                         StoreError::Backend(format!("key {id} has unknown role {role:?}"))
                     })?,
@@ -369,17 +363,23 @@ impl Store for SqliteStore {
                 });
             }
             let mut stmt = conn
-                .prepare(
-                    "SELECT v.tenant, v.name, v.version, v.engine, v.code, v.bundle
-                     FROM live_versions l JOIN policy_versions v
-                       ON v.tenant = l.tenant AND v.name = l.name AND v.version = l.version",
-                )
+                .prepare("SELECT tenant, name, version FROM live_versions WHERE ?1 IS NULL OR tenant = ?1")
                 .map_err(backend)?;
-            let rows = stmt.query_map([], read_version).map_err(backend)?;
+            let rows = stmt
+                .query_map([&only], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+                })
+                .map_err(backend)?;
             for row in rows {
-                snap.live.push(to_stored(row.map_err(backend)?)?);
+                let (tenant, policy, version) = row.map_err(backend)?;
+                snap.live.push(LivePointer {
+                    tenant: stored_name(tenant)?,
+                    name: stored_name(policy)?,
+                    version,
+                });
             }
-            snap.experiments = read_experiments(conn, None, None, true)?;
+            let tenant = only.map(stored_name).transpose()?;
+            snap.experiments = read_experiments(conn, tenant.as_ref(), None, true)?;
             Ok(snap)
         })
         .await
@@ -451,9 +451,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+    async fn missing(&self) -> Vec<String> {
+        match self
+            .with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
             .await
+        {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![format!("the embedded database: {e}")],
+        }
     }
 
     async fn update_tenant_settings(
@@ -568,7 +573,7 @@ impl Store for SqliteStore {
             rows.map(|row| {
                 let (n, latest, live) = row.map_err(backend)?;
                 Ok(PolicySummary {
-                    name: name(n)?,
+                    name: stored_name(n)?,
                     live,
                     latest,
                 })
@@ -651,6 +656,31 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn record_impressions(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        seen_revision: u64,
+        actions: &[String],
+        at_ms: u64,
+    ) -> Result<Profile, StoreError> {
+        let (tenant, customer, actions) = (tenant.clone(), customer.to_owned(), actions.to_vec());
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let mut profile = read_profile(&tx, &tenant, &customer)?.unwrap_or_default();
+            if profile.revision != seen_revision {
+                return Err(StoreError::Stale);
+            }
+            for action in &actions {
+                profile.record(action, OutcomeType::Impression, at_ms);
+            }
+            write_profile(&tx, &tenant, &customer, &mut profile)?;
+            tx.commit().map_err(backend)?;
+            Ok(profile)
+        })
+        .await
+    }
+
     async fn log_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
         let records = records.to_vec();
         self.with(move |conn| {
@@ -672,6 +702,22 @@ impl Store for SqliteStore {
                         r.experiment.as_ref().map(|e| &e.0), r.experiment.as_ref().map(|e| &e.1)
                     ])
                     .map_err(backend)?;
+                }
+                let mut impressions = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO outcomes (tenant, dedup_key, decision_id, customer, action_id, type, value, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)",
+                    )
+                    .map_err(backend)?;
+                for r in records.iter().filter(|r| r.impressions) {
+                    for action in &r.actions {
+                        impressions
+                            .execute(params![
+                                r.tenant.as_str(), default_dedup_key(&r.id, action, OutcomeType::Impression), r.id, r.customer_id,
+                                action, OutcomeType::Impression.as_str(), r.at_ms as i64
+                            ])
+                            .map_err(backend)?;
+                    }
                 }
             }
             tx.commit().map_err(backend)
@@ -829,7 +875,7 @@ impl Store for SqliteStore {
                     let (version, eng, created_at_ms, created_by) = row.map_err(backend)?;
                     Ok(VersionInfo {
                         version,
-                        engine: engine(&eng)?,
+                        engine: stored_engine(&eng)?,
                         created_at_ms,
                         created_by,
                     })
@@ -878,6 +924,7 @@ impl Store for SqliteStore {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::model::policy::EngineKind;
 
     fn n(s: &str) -> Name {
         Name::parse(s).unwrap()
@@ -906,7 +953,7 @@ mod tests {
         drop(store);
 
         let store = SqliteStore::open(dir.path()).unwrap();
-        let snap = store.snapshot().await.unwrap();
+        let snap = store.snapshot(None).await.unwrap();
         assert_eq!(snap.live.len(), 1);
         assert_eq!(snap.live[0].version, 1);
         store

@@ -1,0 +1,274 @@
+//! The cluster store: what many `moment serve` replicas share.
+//!
+//! PostgreSQL ([`postgres`]) holds tenants, keys, policy versions, live
+//! pointers, experiments and the decision and outcome logs; Redis ([`redis`])
+//! holds customer profiles with their contact history. Both announce changes
+//! ([`Change`]), which each replica applies to its in-memory registry and
+//! profile cache.
+
+mod postgres;
+mod redis;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+
+use self::postgres::Postgres;
+use self::redis::Redis;
+use super::{
+    Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, NewVersion, PolicyHistory,
+    PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment, StoredVersion,
+    VariantCounts,
+};
+use crate::model::Name;
+use crate::model::outcome::{OutcomeEvent, OutcomeType};
+use crate::model::profile::Profile;
+
+/// Notices buffered per subscriber; one that falls further behind reloads everything.
+const CHANGES_BUFFER: usize = 4096;
+
+/// [`Store`] on PostgreSQL and Redis.
+pub struct ClusterStore {
+    postgres: Postgres,
+    redis: Redis,
+    changes: broadcast::Sender<Change>,
+}
+
+impl ClusterStore {
+    /// Connects to PostgreSQL (which must be up: the schema is applied now)
+    /// and to Redis (which may come up later), keys under `redis_prefix`,
+    /// and starts listening for other replicas' changes.
+    pub async fn connect(
+        postgres_url: &str,
+        redis_url: &str,
+        redis_prefix: &str,
+    ) -> Result<Self, StoreError> {
+        let postgres = Postgres::connect(postgres_url).await?;
+        let redis = Redis::new(redis_url, redis_prefix)?;
+        let (changes, _) = broadcast::channel(CHANGES_BUFFER);
+        postgres.listen(changes.clone());
+        redis.listen(changes.clone());
+        Ok(Self {
+            postgres,
+            redis,
+            changes,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for ClusterStore {
+    async fn snapshot(&self, tenant: Option<&Name>) -> Result<Snapshot, StoreError> {
+        self.postgres.snapshot(tenant).await
+    }
+
+    fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        Some(self.changes.subscribe())
+    }
+
+    async fn create_tenant(
+        &self,
+        tenant: &Name,
+        settings_json: &str,
+        keys: &[KeyRecord],
+    ) -> Result<(), StoreError> {
+        self.postgres
+            .create_tenant(tenant, settings_json, keys)
+            .await
+    }
+
+    async fn add_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        self.postgres.add_keys(keys).await
+    }
+
+    async fn keys(&self, tenant: &Name) -> Result<Vec<KeyListing>, StoreError> {
+        self.postgres.keys(tenant).await
+    }
+
+    async fn revoke_key(&self, tenant: &Name, id: &str) -> Result<bool, StoreError> {
+        self.postgres.revoke_key(tenant, id).await
+    }
+
+    async fn missing(&self) -> Vec<String> {
+        let (postgres, redis) = tokio::join!(self.postgres.missing(), self.redis.missing());
+        postgres.into_iter().chain(redis).collect()
+    }
+
+    async fn update_tenant_settings(
+        &self,
+        tenant: &Name,
+        settings_json: &str,
+    ) -> Result<(), StoreError> {
+        self.postgres
+            .update_tenant_settings(tenant, settings_json)
+            .await
+    }
+
+    async fn create_version(&self, version: NewVersion) -> Result<u32, StoreError> {
+        self.postgres.create_version(version).await
+    }
+
+    async fn version(
+        &self,
+        tenant: &Name,
+        name: &Name,
+        version: u32,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        self.postgres.version(tenant, name, version).await
+    }
+
+    async fn activate(
+        &self,
+        tenant: &Name,
+        name: &Name,
+        version: u32,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        self.postgres.activate(tenant, name, version, actor).await
+    }
+
+    async fn policies(&self, tenant: &Name) -> Result<Vec<PolicySummary>, StoreError> {
+        self.postgres.policies(tenant).await
+    }
+
+    async fn profile(&self, tenant: &Name, customer: &str) -> Result<Option<Profile>, StoreError> {
+        self.redis.profile(tenant, customer).await
+    }
+
+    async fn patch_profile(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        attributes: Map<String, Value>,
+        stage: Option<String>,
+    ) -> Result<Profile, StoreError> {
+        self.redis
+            .update(tenant, customer, None, |profile| {
+                profile
+                    .merge(attributes.clone(), stage.clone())
+                    .map_err(|e| StoreError::Invalid(e.to_string()))
+            })
+            .await
+    }
+
+    /// Outcomes go to PostgreSQL first, which says which are new; those are
+    /// then applied to their customers' profiles in Redis. If Redis fails,
+    /// the outcomes of customers not yet updated are deleted again so the
+    /// client's retry stores them; those of customers already updated stay
+    /// and count as duplicates on the retry.
+    async fn record_outcomes(
+        &self,
+        tenant: &Name,
+        events: &[OutcomeEvent],
+    ) -> Result<RecordedOutcomes, StoreError> {
+        let new = self.postgres.insert_outcomes(tenant, events).await?;
+        let fresh: Vec<&OutcomeEvent> = events
+            .iter()
+            .filter(|e| new.contains(&e.dedup_key))
+            .collect();
+        let mut customers: Vec<&str> = fresh.iter().map(|e| e.customer_id.as_str()).collect();
+        customers.sort_unstable();
+        customers.dedup();
+        let mut report = RecordedOutcomes {
+            accepted: fresh.len(),
+            duplicates: events.len() - fresh.len(),
+            profiles: Vec::with_capacity(customers.len()),
+        };
+        for (done, customer) in customers.iter().enumerate() {
+            let theirs = fresh.iter().filter(|e| e.customer_id == *customer);
+            let updated = self
+                .redis
+                .update(tenant, customer, None, |profile| {
+                    for e in theirs.clone() {
+                        profile.record(&e.action_id, e.kind, e.at_ms);
+                    }
+                    Ok(())
+                })
+                .await;
+            match updated {
+                Ok(profile) => report.profiles.push(((*customer).to_owned(), profile)),
+                Err(error) => {
+                    let undone: Vec<String> = fresh
+                        .iter()
+                        .filter(|e| customers[done..].contains(&e.customer_id.as_str()))
+                        .map(|e| e.dedup_key.clone())
+                        .collect();
+                    if let Err(e) = self.postgres.forget_outcomes(tenant, &undone).await {
+                        tracing::error!(error = %e, outcomes = undone.len(),
+                            "outcomes are stored but not applied to their profiles");
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    async fn record_impressions(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        seen_revision: u64,
+        actions: &[String],
+        at_ms: u64,
+    ) -> Result<Profile, StoreError> {
+        self.redis
+            .update(tenant, customer, Some(seen_revision), |profile| {
+                for action in actions {
+                    profile.record(action, OutcomeType::Impression, at_ms);
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn log_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
+        self.postgres.log_decisions(records).await
+    }
+
+    async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError> {
+        self.postgres.decision(tenant, id).await
+    }
+
+    async fn create_experiment(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        spec_json: &str,
+    ) -> Result<(), StoreError> {
+        self.postgres.create_experiment(tenant, id, spec_json).await
+    }
+
+    async fn experiments(&self, tenant: &Name) -> Result<Vec<StoredExperiment>, StoreError> {
+        self.postgres.experiments(tenant).await
+    }
+
+    async fn experiment(
+        &self,
+        tenant: &Name,
+        id: &Name,
+    ) -> Result<Option<StoredExperiment>, StoreError> {
+        self.postgres.experiment(tenant, id).await
+    }
+
+    async fn stop_experiment(&self, tenant: &Name, id: &Name) -> Result<(), StoreError> {
+        self.postgres.stop_experiment(tenant, id).await
+    }
+
+    async fn experiment_counts(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        goal: &str,
+    ) -> Result<Vec<(String, VariantCounts)>, StoreError> {
+        self.postgres.experiment_counts(tenant, id, goal).await
+    }
+
+    async fn history(
+        &self,
+        tenant: &Name,
+        name: &Name,
+    ) -> Result<Option<PolicyHistory>, StoreError> {
+        self.postgres.history(tenant, name).await
+    }
+}

@@ -1,0 +1,250 @@
+//! The Redis half of the cluster store: customer profiles, with their
+//! contact history, shared by every replica.
+//!
+//! A profile is a hash `<prefix>:profile:<tenant>:<customer>` of `rev` (its
+//! revision) and `doc` (the profile's JSON). Every write is a
+//! compare-and-set script: it stores the new document only if `rev` is still
+//! the one read, bumps it, and publishes `[tenant, customer, rev]` on
+//! `<prefix>:profiles` so other replicas drop their cached copy. A writer that
+//! loses the race reads again and reapplies its change; a decision that
+//! recorded impressions is made again instead (see
+//! [`Store::record_impressions`](crate::store::Store::record_impressions)),
+//! which is how a contact cap holds across replicas.
+//!
+//! Redis may be down: every call then fails fast with
+//! [`StoreError::Unavailable`], and the connection is made again when Redis
+//! returns.
+
+use std::sync::{PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands as _, Script};
+use tokio::sync::{Mutex, broadcast};
+
+use crate::model::Name;
+use crate::model::profile::Profile;
+use crate::store::{Change, StoreError};
+
+/// How long one Redis call may take before it counts as down.
+const TIMEOUT: Duration = Duration::from_millis(250);
+/// After a failed connection attempt, calls fail at once for this long.
+const RECONNECT_EVERY: Duration = Duration::from_millis(500);
+/// Compare-and-set attempts before a write gives up.
+const MAX_ATTEMPTS: usize = 64;
+
+/// `KEYS[1]` the profile hash; `ARGV` expected revision, new document,
+/// channel, notice. Returns 1 if written, 0 if the revision had moved on.
+const COMPARE_AND_SET: &str = r"
+local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
+if rev ~= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'rev', rev + 1, 'doc', ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+";
+
+/// Profiles in Redis.
+pub struct Redis {
+    client: redis::Client,
+    prefix: String,
+    conn: RwLock<Option<ConnectionManager>>,
+    /// Held while connecting, with the time of the last attempt.
+    connecting: Mutex<Option<Instant>>,
+    cas: Script,
+}
+
+fn unavailable(e: &redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("Redis ({e})"))
+}
+
+fn command_error(e: redis::RedisError) -> StoreError {
+    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() {
+        unavailable(&e)
+    } else {
+        StoreError::Backend(format!("Redis: {e}"))
+    }
+}
+
+impl Redis {
+    /// A client of the Redis at `url`, keys under `prefix`. Does not connect:
+    /// a replica starts while Redis is down, and connects once it is up.
+    pub fn new(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Backend(format!("bad Redis URL: {e}")))?;
+        Ok(Self {
+            client,
+            prefix: prefix.to_owned(),
+            conn: RwLock::new(None),
+            connecting: Mutex::new(None),
+            cas: Script::new(COMPARE_AND_SET),
+        })
+    }
+
+    fn key(&self, tenant: &Name, customer: &str) -> String {
+        // Tenant names cannot hold ':', so the customer id is everything after it.
+        format!("{}:profile:{tenant}:{customer}", self.prefix)
+    }
+
+    fn channel(&self) -> String {
+        format!("{}:profiles", self.prefix)
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        if let Some(conn) = self
+            .conn
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            return Ok(conn.clone());
+        }
+        let mut last = self.connecting.lock().await;
+        if let Some(conn) = self
+            .conn
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+        {
+            return Ok(conn.clone());
+        }
+        if last.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
+            return Err(StoreError::Unavailable("Redis (not connected)".into()));
+        }
+        *last = Some(Instant::now());
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(1);
+        let conn = self
+            .client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        *self.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// `None` when Redis answers, else what is wrong.
+    pub async fn missing(&self) -> Option<String> {
+        let ping = async {
+            let mut conn = self.conn().await?;
+            redis::cmd("PING")
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(command_error)
+        };
+        ping.await.err().map(|e| format!("redis: {e}"))
+    }
+
+    /// A customer's profile, if one exists.
+    pub async fn profile(
+        &self,
+        tenant: &Name,
+        customer: &str,
+    ) -> Result<Option<Profile>, StoreError> {
+        let mut conn = self.conn().await?;
+        let doc: Option<String> = conn
+            .hget(self.key(tenant, customer), "doc")
+            .await
+            .map_err(command_error)?;
+        doc.map(|d| {
+            serde_json::from_str(&d).map_err(|e| {
+                StoreError::Backend(format!("profile of {customer:?} is unreadable: {e}"))
+            })
+        })
+        .transpose()
+    }
+
+    /// Applies `change` to a customer's profile (an empty one if none) and
+    /// stores it, if the profile is still at `expect` when given, else at
+    /// whatever revision it was read at, reading again when another write
+    /// came first. Returns the stored profile.
+    pub async fn update<T>(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        expect: Option<u64>,
+        mut change: impl FnMut(&mut Profile) -> Result<T, StoreError>,
+    ) -> Result<Profile, StoreError> {
+        let key = self.key(tenant, customer);
+        for _ in 0..MAX_ATTEMPTS {
+            let mut profile = self.profile(tenant, customer).await?.unwrap_or_default();
+            let seen = profile.revision;
+            if expect.is_some_and(|e| e != seen) {
+                return Err(StoreError::Stale);
+            }
+            change(&mut profile)?;
+            profile.revision = seen + 1;
+            let doc =
+                serde_json::to_string(&profile).map_err(|e| StoreError::Backend(e.to_string()))?;
+            let notice = serde_json::to_string(&(tenant.as_str(), customer, profile.revision))
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            let mut conn = self.conn().await?;
+            let written: i64 = self
+                .cas
+                .key(&key)
+                .arg(seen)
+                .arg(doc)
+                .arg(self.channel())
+                .arg(notice)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(command_error)?;
+            if written == 1 {
+                return Ok(profile);
+            }
+            if expect.is_some() {
+                return Err(StoreError::Stale);
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "Redis (profile of {customer:?} kept changing: {MAX_ATTEMPTS} writes lost the race)"
+        )))
+    }
+
+    /// Forwards every profile write notice as a [`Change::Profile`], and a
+    /// [`Change::Everything`] each time the subscription is (re)made, since
+    /// notices sent while it was down are gone.
+    pub fn listen(&self, changes: broadcast::Sender<Change>) {
+        let (client, channel) = (self.client.clone(), self.channel());
+        tokio::spawn(async move {
+            loop {
+                let subscribed = async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(&channel).await?;
+                    Ok::<_, redis::RedisError>(pubsub)
+                };
+                let mut pubsub = match tokio::time::timeout(TIMEOUT * 4, subscribed).await {
+                    Ok(Ok(p)) => p,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "cannot subscribe to profile changes; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                let _ = changes.send(Change::Everything);
+                let mut messages = pubsub.on_message();
+                while let Some(message) = messages.next().await {
+                    let notice = message
+                        .get_payload::<String>()
+                        .ok()
+                        .and_then(|p| serde_json::from_str::<(String, String, u64)>(&p).ok());
+                    match notice.and_then(|(t, c, r)| Some((Name::parse(&t).ok()?, c, r))) {
+                        Some((tenant, customer, revision)) => {
+                            let _ = changes.send(Change::Profile {
+                                tenant,
+                                customer,
+                                revision,
+                            });
+                        }
+                        None => tracing::warn!("unreadable profile change notice"),
+                    }
+                }
+                tracing::warn!("lost the Redis subscription to profile changes; reconnecting");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
+}

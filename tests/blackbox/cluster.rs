@@ -1,0 +1,407 @@
+//! Cluster mode: replicas on one PostgreSQL and Redis behave as one service,
+//! and decide keeps answering while Redis is away.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{Cluster, Keys, Server, expect, ids};
+
+/// How soon a change made on one replica must be served by the others.
+const PROPAGATION: Duration = Duration::from_secs(1);
+
+/// Polls `check` until it holds or `limit` passes; returns how long it took.
+async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Offers `capped` (at most 2 impressions a day), `gold-only` (for
+/// customers whose profile says tier gold) and `plain`, by value.
+fn bundle(version_note: i64) -> Value {
+    let source = format!(
+        r#"fn decide(ctx) {{ let out = []; for c in ctx.candidates {{ out.push(#{{ id: c.id, score: c.value + {version_note} }}); }} out }}"#
+    );
+    json!({"engine": "rhai", "source": source, "fallback": ["plain"], "activate": true, "catalog": [
+        {"id": "capped", "kind": "offer", "value": 30.0, "contact": {"max_impressions": 2, "per": "day"}},
+        {"id": "gold-only", "kind": "offer", "value": 20.0, "eligibility": {"tier": "gold"}},
+        {"id": "plain", "kind": "message", "value": 1.0}
+    ]})
+}
+
+async fn decide(server: &Server, keys: &Keys, body: &Value) -> (StatusCode, Value) {
+    let res = server.decide(&keys.decide, body).await;
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_tenants_policies_profiles_caps_and_experiments() {
+    let a = Server::start();
+    let b = a.replica();
+
+    // A tenant and a policy created through A serve decisions on B.
+    let keys = a.tenant("acme").await;
+    expect(
+        a.upload(&keys.editor, "hero", &bundle(0)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let ask = json!({"point": "hero", "customer_id": "c-1"});
+    let took = within(PROPAGATION, "A's tenant and policy on B", || async {
+        decide(&b, &keys, &ask).await.0 == StatusCode::OK
+    })
+    .await;
+    eprintln!("tenant and policy from A served by B after {took:?}");
+
+    // An activation on B reaches A within a second.
+    let mut second = bundle(100);
+    second["activate"] = json!(false);
+    expect(
+        b.upload(&keys.editor, "hero", &second).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let activate = b.post(
+        "/v1/policies/hero/activate",
+        &keys.editor,
+        &json!({"version": 2}),
+    );
+    expect(activate.send().await.unwrap(), StatusCode::OK).await;
+    let took = within(PROPAGATION, "B's activation on A", || async {
+        decide(&a, &keys, &ask).await.1["policy"]["version"] == 2
+    })
+    .await;
+    eprintln!("activation on B served by A after {took:?}");
+
+    // A profile patched on A is used by B, even though B had cached it.
+    let gold = json!({"point": "hero", "customer_id": "c-gold"});
+    assert!(!ids(&decide(&b, &keys, &gold).await.1).contains(&"gold-only".to_owned()));
+    let patch = a.patch(
+        "/v1/customers/c-gold",
+        &keys.editor,
+        &json!({"attributes": {"tier": "gold"}}),
+    );
+    expect(patch.send().await.unwrap(), StatusCode::OK).await;
+    within(PROPAGATION, "A's profile patch on B", || async {
+        ids(&decide(&b, &keys, &gold).await.1).contains(&"gold-only".to_owned())
+    })
+    .await;
+
+    // A contact cap of 2 holds across both replicas under concurrent requests.
+    let capped = json!({"point": "hero", "customer_id": "c-cap", "record_impressions": true});
+    let asks = (0..24).map(|i| {
+        let (server, keys, capped) = (if i % 2 == 0 { &a } else { &b }, &keys, &capped);
+        async move {
+            let (status, answer) = decide(server, keys, capped).await;
+            assert_eq!(status, StatusCode::OK, "{answer}");
+            ids(&answer).contains(&"capped".to_owned())
+        }
+    });
+    let shown = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .filter(|s| *s)
+        .count();
+    assert_eq!(shown, 2, "the capped action was shown {shown} times");
+    let profile = expect(
+        b.get("/v1/customers/c-cap", &keys.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(profile["history"]["capped"]["impressions"], 2, "{profile}");
+    assert_eq!(profile["history"]["plain"]["impressions"], 24, "{profile}");
+
+    // Experiment assignments agree on both, and results count outcomes from both.
+    let spec = json!({"id": "split", "point": "hero", "seed": "split", "hash_version": 2, "coverage": 1.0,
+        "goal": "convert", "variants": [{"id": "one", "version": 1, "weight": 0.5}, {"id": "two", "version": 2, "weight": 0.5}]});
+    let created = a
+        .post("/v1/experiments", &keys.editor, &spec)
+        .send()
+        .await
+        .unwrap();
+    expect(created, StatusCode::CREATED).await;
+    within(PROPAGATION, "A's experiment on B", || async {
+        decide(&b, &keys, &ask).await.1["experiment"]["id"] == "split"
+    })
+    .await;
+    let mut converted = 0;
+    for i in 0..40 {
+        let ask = json!({"point": "hero", "customer_id": format!("e-{i}")});
+        let (on_a, on_b) = (
+            decide(&a, &keys, &ask).await.1,
+            decide(&b, &keys, &ask).await.1,
+        );
+        assert_eq!(on_a["experiment"], on_b["experiment"], "e-{i}");
+        assert_eq!(on_a["policy"], on_b["policy"], "e-{i}");
+        // Each replica takes the outcome of the other's decision.
+        if i % 4 == 0 {
+            for (decided, reporter) in [(&on_a, &b), (&on_b, &a)] {
+                let convert = json!({"decision_id": decided["decision_id"], "action_id": ids(decided)[0], "type": "convert", "value": 1.0});
+                let res = reporter
+                    .post("/v1/outcomes", &keys.decide, &convert)
+                    .send()
+                    .await
+                    .unwrap();
+                expect(res, StatusCode::ACCEPTED).await;
+            }
+            converted += 1;
+        }
+    }
+    let mut counted = (0, 0);
+    within(
+        Duration::from_secs(5),
+        "results counting both replicas",
+        || async {
+            let res = a
+                .get("/v1/experiments/split/results", &keys.editor)
+                .send()
+                .await
+                .unwrap();
+            let results = expect(res, StatusCode::OK).await;
+            let rows = results["variants"].as_array().unwrap().clone();
+            let sum = |field: &str| {
+                rows.iter()
+                    .map(|r| r[field].as_u64().unwrap_or(0))
+                    .sum::<u64>()
+            };
+            counted = (sum("exposures"), sum("conversions"));
+            counted == (41, converted)
+        },
+    )
+    .await;
+    // 40 customers plus c-1, exposed on both replicas, each counted once.
+    assert_eq!(counted, (41, converted));
+
+    // A key revoked on A stops working on B within a second.
+    let listed = expect(
+        a.get("/v1/keys", &keys.admin).send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    let decide_key = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "decide")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoke = a
+        .client
+        .delete(a.url(&format!("/v1/keys/{decide_key}")))
+        .bearer_auth(&keys.admin);
+    assert!(revoke.send().await.unwrap().status().is_success());
+    within(PROPAGATION, "A's key revocation on B", || async {
+        decide(&b, &keys, &ask).await.0 == StatusCode::UNAUTHORIZED
+    })
+    .await;
+}
+
+/// A Redis server of the test's own, on a port of its own, that the test
+/// can stop and start again.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    fn start(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the cluster suite needs redis-server on PATH");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn ready(server: &Server) -> (StatusCode, Value) {
+    let res = server
+        .client
+        .get(server.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decide_answers_without_redis_and_recovers_when_it_returns() {
+    // The replica starts while its Redis is not up yet.
+    let mut redis = OwnRedis {
+        port: OwnRedis::free_port(),
+        child: None,
+    };
+    let cluster = Arc::new(Cluster::fresh_with_redis(redis.url()));
+    let server = Server::start_in(Some(cluster), &[]);
+    let keys = server.tenant("acme").await;
+    expect(
+        server.upload(&keys.editor, "hero", &bundle(0)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    let (status, body) = ready(&server).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body["detail"].as_str().unwrap().contains("redis"), "{body}");
+    // Decide answers from the request alone; the capped action fails closed.
+    let ask =
+        json!({"point": "hero", "customer_id": "c-1", "record_impressions": true, "explain": true});
+    let (status, answer) = decide(&server, &keys, &ask).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(ids(&answer), ["plain"]);
+    assert!(
+        answer["explain"]["capped"]["rule"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable"),
+        "{answer}"
+    );
+    assert!(
+        server
+            .metrics()
+            .await
+            .contains("moment_profiles_unavailable_total")
+    );
+    // Writes that need Redis are refused, and say why.
+    let patch = server.patch(
+        "/v1/customers/c-1",
+        &keys.editor,
+        &json!({"attributes": {"tier": "gold"}}),
+    );
+    let refused = expect(patch.send().await.unwrap(), StatusCode::SERVICE_UNAVAILABLE).await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("Redis"),
+        "{refused}"
+    );
+
+    // Redis comes up: the replica reconnects by itself.
+    redis.start();
+    within(Duration::from_secs(5), "ready once Redis is up", || async {
+        ready(&server).await.0 == StatusCode::OK
+    })
+    .await;
+    let shown = |answer: &Value| ids(answer).contains(&"capped".to_owned());
+    assert!(shown(&decide(&server, &keys, &ask).await.1));
+    assert!(shown(&decide(&server, &keys, &ask).await.1));
+    assert!(
+        !shown(&decide(&server, &keys, &ask).await.1),
+        "the cap of 2 holds once Redis is back"
+    );
+
+    // Redis goes away mid-run: decide still answers, failing closed, then
+    // open once the tenant says so.
+    redis.stop();
+    let (status, answer) = decide(
+        &server,
+        &keys,
+        &json!({"point": "hero", "customer_id": "c-2"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(!shown(&answer), "{answer}");
+    let open = server.patch(
+        "/v1/tenant",
+        &keys.admin,
+        &json!({"contact_rules_when_unavailable": "open"}),
+    );
+    expect(open.send().await.unwrap(), StatusCode::OK).await;
+    let (status, answer) = decide(
+        &server,
+        &keys,
+        &json!({"point": "hero", "customer_id": "c-2"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(shown(&answer), "{answer}");
+    assert_eq!(ready(&server).await.0, StatusCode::SERVICE_UNAVAILABLE);
+
+    // And it comes back again.
+    redis.start();
+    within(
+        Duration::from_secs(5),
+        "profiles stored again once Redis is back",
+        || async {
+            let patch = server.patch(
+                "/v1/customers/c-3",
+                &keys.editor,
+                &json!({"attributes": {"tier": "gold"}}),
+            );
+            patch.send().await.unwrap().status() == StatusCode::OK
+        },
+    )
+    .await;
+    let gold = decide(
+        &server,
+        &keys,
+        &json!({"point": "hero", "customer_id": "c-3"}),
+    )
+    .await
+    .1;
+    assert!(ids(&gold).contains(&"gold-only".to_owned()), "{gold}");
+}
