@@ -164,29 +164,28 @@ async fn replicas_share_tenants_policies_profiles_caps_and_experiments() {
             converted += 1;
         }
     }
-    let mut counted = (0, 0);
-    within(
-        Duration::from_secs(5),
-        "results counting both replicas",
-        || async {
-            let res = a
-                .get("/v1/experiments/split/results", &keys.editor)
-                .send()
-                .await
-                .unwrap();
-            let results = expect(res, StatusCode::OK).await;
-            let rows = results["variants"].as_array().unwrap().clone();
-            let sum = |field: &str| {
-                rows.iter()
-                    .map(|r| r[field].as_u64().unwrap_or(0))
-                    .sum::<u64>()
-            };
-            counted = (sum("exposures"), sum("conversions"));
-            counted == (41, converted)
-        },
-    )
-    .await;
-    // 40 customers plus c-1, exposed on both replicas, each counted once.
+    // 40 customers plus c-1, exposed on both replicas, each counted once;
+    // the replicas log decisions behind the requests, so allow a moment.
+    let started = Instant::now();
+    let counted = loop {
+        let res = a
+            .get("/v1/experiments/split/results", &keys.editor)
+            .send()
+            .await
+            .unwrap();
+        let results = expect(res, StatusCode::OK).await;
+        let rows = results["variants"].as_array().unwrap();
+        let sum = |field: &str| {
+            rows.iter()
+                .map(|r| r[field].as_u64().unwrap_or(0))
+                .sum::<u64>()
+        };
+        let counted = (sum("exposures"), sum("conversions"));
+        if counted == (41, converted) || started.elapsed() > Duration::from_secs(5) {
+            break counted;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(counted, (41, converted));
 
     // A key revoked on A stops working on B within a second.
@@ -404,4 +403,136 @@ async fn decide_answers_without_redis_and_recovers_when_it_returns() {
     .await
     .1;
     assert!(ids(&gold).contains(&"gold-only".to_owned()), "{gold}");
+}
+
+/// A TCP proxy in front of PostgreSQL that the test can cut (closing every
+/// connection through it and refusing new ones) and restore.
+struct Cuttable {
+    port: u16,
+    target: String,
+    acceptor: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Cuttable {
+    async fn new(target: String) -> Cuttable {
+        let mut proxy = Cuttable {
+            port: OwnRedis::free_port(),
+            target,
+            acceptor: None,
+        };
+        proxy.restore().await;
+        proxy
+    }
+
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let target = self.target.clone();
+        self.acceptor = Some(tokio::spawn(async move {
+            // Aborting this task drops the set, which aborts every connection.
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    async fn cut(&mut self) {
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.abort();
+            let _ = acceptor.await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decide_serves_from_memory_while_postgres_is_down_and_nothing_acknowledged_is_lost() {
+    let mut cluster = Cluster::fresh();
+    let direct = cluster.postgres.clone();
+    let authority = direct.split('@').nth(1).unwrap().split('/').next().unwrap();
+    let mut proxy = Cuttable::new(authority.to_owned()).await;
+    cluster.postgres = direct.replace(authority, &format!("127.0.0.1:{}", proxy.port));
+    // A reaches PostgreSQL through the proxy; B directly.
+    let a = Server::start_in(Some(Arc::new(cluster)), &[]);
+    let b = a.replica();
+    let keys = a.tenant("acme").await;
+    expect(
+        a.upload(&keys.editor, "hero", &bundle(0)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    proxy.cut().await;
+    // Decide keeps answering from memory (profiles and caps are in Redis).
+    let ask = json!({"point": "hero", "customer_id": "c-1", "record_impressions": true});
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let (status, answer) = decide(&a, &keys, &ask).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        made.push(answer);
+    }
+    assert_eq!(
+        made.iter()
+            .filter(|d| ids(d).contains(&"capped".to_owned()))
+            .count(),
+        2
+    );
+    // Writes that need PostgreSQL are refused with 503, and say why.
+    let refused = expect(
+        a.upload(&keys.editor, "hero", &bundle(1)).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("PostgreSQL"),
+        "{refused}"
+    );
+    let outcome = json!({"decision_id": made[0]["decision_id"], "action_id": ids(&made[0])[0], "type": "click"});
+    let res = a
+        .post("/v1/outcomes", &keys.decide, &outcome)
+        .send()
+        .await
+        .unwrap();
+    expect(res, StatusCode::SERVICE_UNAVAILABLE).await;
+    let (status, body) = ready(&a).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body["detail"].as_str().unwrap().contains("postgres"),
+        "{body}"
+    );
+
+    // PostgreSQL returns: writes work again, and the decisions made meanwhile
+    // reach the log (B, which reads them from PostgreSQL, takes their outcomes).
+    proxy.restore().await;
+    within(
+        Duration::from_secs(10),
+        "uploads once PostgreSQL is back",
+        || async {
+            a.upload(&keys.editor, "hero", &bundle(1)).await.status() == StatusCode::CREATED
+        },
+    )
+    .await;
+    for decision in &made {
+        let outcome = json!({"decision_id": decision["decision_id"], "action_id": ids(decision)[0], "type": "click"});
+        within(
+            Duration::from_secs(10),
+            "an outage decision in the log",
+            || async {
+                let res = b
+                    .post("/v1/outcomes", &keys.decide, &outcome)
+                    .send()
+                    .await
+                    .unwrap();
+                res.status() == StatusCode::ACCEPTED
+            },
+        )
+        .await;
+    }
+    assert_eq!(ready(&a).await.0, StatusCode::OK);
 }

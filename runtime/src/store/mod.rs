@@ -38,7 +38,7 @@ pub enum StoreError {
     #[error("storage backend failed: {0}")]
     Backend(String),
     /// The database cannot be reached now; nothing was written. Retrying later may work.
-    #[error("{0} cannot be reached")]
+    #[error("cannot reach {0}")]
     Unavailable(String),
     /// A conditional write found the profile changed since it was read; nothing was written.
     #[error("the profile changed while the decision was made")]

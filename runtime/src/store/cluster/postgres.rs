@@ -45,7 +45,7 @@ fn error(e: sqlx::Error) -> StoreError {
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::Protocol(_) => StoreError::Unavailable(format!("PostgreSQL ({e})")),
+        | sqlx::Error::Protocol(_) => StoreError::Unavailable(format!("PostgreSQL: {e}")),
         other => StoreError::Backend(format!("PostgreSQL: {other}")),
     }
 }

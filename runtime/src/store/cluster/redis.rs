@@ -55,7 +55,7 @@ pub struct Redis {
 }
 
 fn unavailable(e: &redis::RedisError) -> StoreError {
-    StoreError::Unavailable(format!("Redis ({e})"))
+    StoreError::Unavailable(format!("Redis: {e}"))
 }
 
 fn command_error(e: redis::RedisError) -> StoreError {
@@ -109,7 +109,7 @@ impl Redis {
             return Ok(conn.clone());
         }
         if last.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
-            return Err(StoreError::Unavailable("Redis (not connected)".into()));
+            return Err(StoreError::Unavailable("Redis: not connected".into()));
         }
         *last = Some(Instant::now());
         let config = ConnectionManagerConfig::new()
@@ -199,7 +199,7 @@ impl Redis {
             }
         }
         Err(StoreError::Unavailable(format!(
-            "Redis (profile of {customer:?} kept changing: {MAX_ATTEMPTS} writes lost the race)"
+            "Redis: the profile of {customer:?} kept changing ({MAX_ATTEMPTS} writes lost the race)"
         )))
     }
 
