@@ -6,6 +6,7 @@
 # peak (wrk), then p50/p99 at a fixed rate of half each peak (oha).
 #
 # Run: scripts/load.sh            (DURATION=15s CONNECTIONS=32 CANDIDATES=100 by default)
+#      CLUSTER=1 scripts/load.sh  (one replica on PostgreSQL and Redis; see scripts/lib.sh)
 # Needs: wrk (Debian package) and oha (cargo install oha); installs them if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ ceiling=$(start "$work/ceiling.out" target/release/examples/ceiling 127.0.0.1:0)
 key=$(python3 scripts/load_setup.py "http://$moment" "$MOMENT_ROOT_TOKEN" "$(telco_wasm)" "$CANDIDATES" "$work")
 cp "$work/retention-wasm.json" "$work/ceiling.json"
 
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $CANDIDATES candidates; $CONNECTIONS connections; $DURATION per run"
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $CANDIDATES candidates; $CONNECTIONS connections; $DURATION per run; store: $([ "${CLUSTER:-0}" = 1 ] && echo "cluster (PostgreSQL + Redis)" || echo embedded)"
 printf '%-16s %12s %10s %10s %8s\n' target 'requests/s' 'p50 ms' 'p99 ms' ratio
 declare -A peak
 for target in ceiling retention-wasm retention-rhai; do
