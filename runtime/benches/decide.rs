@@ -135,6 +135,7 @@ fn pipeline(c: &mut Criterion) {
             tenant: &tenant,
             groups: &groups,
             profile: Some(&profile),
+            history_unavailable: None,
             now_ms: NOW_MS,
             limits: engines.limits(),
         };
@@ -235,6 +236,7 @@ fn pieces(c: &mut Criterion) {
         tenant: &tenant,
         groups: &groups,
         profile: Some(&seen),
+        history_unavailable: None,
         now_ms: NOW_MS,
         limits,
     };

@@ -119,6 +119,7 @@ fn tenants_on(c: &mut Criterion, engine: EngineKind) {
             tenant: &tenant,
             groups: &groups,
             profile: None,
+            history_unavailable: None,
             now_ms: NOW_MS,
             limits: engines.limits(),
         };
@@ -185,6 +186,7 @@ fn profiles(c: &mut Criterion) {
                     tenant: &tenant,
                     groups: &groups,
                     profile: profile.as_ref(),
+                    history_unavailable: None,
                     now_ms: NOW_MS,
                     limits: engines.limits(),
                 };

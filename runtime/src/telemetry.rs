@@ -24,6 +24,8 @@ pub const DECISION_LOG_LOST: &str = "moment_decision_log_lost_total";
 pub const DECISION_LOG_QUEUED: &str = "moment_decision_log_queued";
 /// Decisions made without the stored profile because its store could not be reached.
 pub const PROFILES_UNAVAILABLE: &str = "moment_profiles_unavailable_total";
+/// Decisions made again because the profile changed while they were made.
+pub const DECIDE_RETRIES: &str = "moment_decide_retries_total";
 /// Outcomes received, by `result` (`stored` or `duplicate`).
 pub const OUTCOMES: &str = "moment_outcomes_total";
 /// HTTP responses, by `route`, `method` and `status`.
@@ -45,6 +47,10 @@ pub fn describe() {
     describe_counter!(
         PROFILES_UNAVAILABLE,
         "Decisions made on the request alone because the profile store could not be reached"
+    );
+    describe_counter!(
+        DECIDE_RETRIES,
+        "Decisions made again because another write to the profile came first"
     );
     describe_counter!(
         DECISION_LOG_LOST,
@@ -109,6 +115,11 @@ pub fn decision_log_failed(records: usize) {
 /// Counts a decision made without the stored profile.
 pub fn profiles_unavailable() {
     counter!(PROFILES_UNAVAILABLE).increment(1);
+}
+
+/// Counts a decision made again on a fresher profile.
+pub fn decide_retried() {
+    counter!(DECIDE_RETRIES).increment(1);
 }
 
 /// Counts outcomes stored and duplicates ignored.

@@ -13,6 +13,13 @@ use crate::helpers::{Cluster, Keys, Server, expect, ids};
 /// How soon a change made on one replica must be served by the others.
 const PROPAGATION: Duration = Duration::from_secs(1);
 
+/// Starts another replica on `server`'s cluster store, with its own data
+/// directory.
+fn replica(server: &Server) -> Server {
+    let cluster = server.cluster.clone().unwrap();
+    Server::start_in(Some(cluster), &[])
+}
+
 /// Polls `check` until it holds or `limit` passes; returns how long it took.
 async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
 where
@@ -51,7 +58,7 @@ async fn decide(server: &Server, keys: &Keys, body: &Value) -> (StatusCode, Valu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_tenants_policies_profiles_caps_and_experiments() {
     let a = Server::start();
-    let b = a.replica();
+    let b = replica(&a);
 
     // A tenant and a policy created through A serve decisions on B.
     let keys = a.tenant("acme").await;
@@ -460,7 +467,7 @@ async fn decide_serves_from_memory_while_postgres_is_down_and_nothing_acknowledg
     cluster.postgres = direct.replace(authority, &format!("127.0.0.1:{}", proxy.port));
     // A reaches PostgreSQL through the proxy; B directly.
     let a = Server::start_in(Some(Arc::new(cluster)), &[]);
-    let b = a.replica();
+    let b = replica(&a);
     let keys = a.tenant("acme").await;
     expect(
         a.upload(&keys.editor, "hero", &bundle(0)).await,

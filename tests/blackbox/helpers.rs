@@ -46,16 +46,6 @@ impl Server {
         server
     }
 
-    /// Starts another replica on this server's cluster store, with its own
-    /// data directory.
-    pub fn replica(&self) -> Server {
-        let cluster = self
-            .cluster
-            .clone()
-            .expect("replicas need the cluster store");
-        Server::start_in(Some(cluster), &[])
-    }
-
     fn spawn(data: &Path, cluster: Option<Arc<Cluster>>, extra: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_moment"));
         command

@@ -69,7 +69,9 @@ pub async fn decide(
     let experiments = registry.experiments(&caller.tenant, &point);
     let experiments = experiments.as_deref().map_or(&[][..], Vec::as_slice);
     let mut read = Read::Cached;
-    for attempt in 1.. {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
         let (profile, history_unavailable) = match read
             .profile(&profiles, &caller.tenant, &request.customer_id)
             .await
@@ -113,6 +115,7 @@ pub async fn decide(
                 // Another replica wrote the profile since it was read: decide
                 // again on the fresh one.
                 Err(StoreError::Stale) if attempt < MAX_ATTEMPTS => {
+                    telemetry::decide_retried();
                     read = Read::Fresh;
                     continue;
                 }
@@ -127,7 +130,6 @@ pub async fn decide(
         decisions.log(record);
         return Ok(Json(response));
     }
-    unreachable!("the loop returns by its last attempt")
 }
 
 /// Decisions made per request, at most, when other writes to the customer's
