@@ -7,6 +7,8 @@
 #
 # Run: scripts/load.sh            (DURATION=15s CONNECTIONS=32 CANDIDATES=100 by default)
 #      CLUSTER=1 scripts/load.sh  (one replica on PostgreSQL and Redis; see scripts/lib.sh)
+#      IMPRESSIONS=1 scripts/load.sh  (every decide records its impressions: a
+#                                      profile write per decision)
 # Needs: wrk (Debian package) and oha (cargo install oha); installs them if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,4 +63,4 @@ done
 
 echo
 echo "Moment's own counts over all runs (a fallback under load means a policy hit its deadline):"
-curl -s "http://$moment/metrics" | grep -E '^moment_(decisions_total|policy_fallbacks_total)' || true
+curl -s "http://$moment/metrics" | grep -E '^moment_(decisions_total|policy_fallbacks_total|decision_log_lost_total|profiles_unavailable_total)' || true

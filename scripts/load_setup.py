@@ -10,6 +10,7 @@ usage: load_setup.py BASE_URL ROOT_TOKEN WASM_FILE CANDIDATES OUT_DIR
 """
 import base64
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -33,6 +34,8 @@ for point, code in uploads.items():
     Path(out, f"upload-{point}.json").write_text(json.dumps(upload))
     body = {"point": point, "customer_id": "CUSTOMER", "stage": "at-risk", "channel": "call-center",
             "attributes": attributes, "context": {"reason": "price"}, "limit": 3}
+    if os.environ.get("IMPRESSIONS") == "1":
+        body["record_impressions"] = True
     Path(out, f"{point}.json").write_text(json.dumps(body))
 Path(out, "keys.json").write_text(json.dumps(keys))
 print(keys["decide"])
