@@ -57,8 +57,13 @@ async fn decide(server: &Server, keys: &Keys, body: &Value) -> (StatusCode, Valu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_tenants_policies_profiles_caps_and_experiments() {
-    let a = Server::start();
-    let b = replica(&a);
+    // Two replicas start at once on a fresh database: both apply the schema.
+    let cluster = Arc::new(Cluster::fresh());
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| Server::start_in(Some(cluster.clone()), &[]));
+        let b = s.spawn(|| Server::start_in(Some(cluster.clone()), &[]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
 
     // A tenant and a policy created through A serve decisions on B.
     let keys = a.tenant("acme").await;
@@ -124,6 +129,14 @@ async fn replicas_share_tenants_policies_profiles_caps_and_experiments() {
         .filter(|s| *s)
         .count();
     assert_eq!(shown, 2, "the capped action was shown {shown} times");
+    for (name, server) in [("A", &a), ("B", &b)] {
+        let metrics = server.metrics().await;
+        let retries = metrics
+            .lines()
+            .find(|l| l.starts_with("moment_decide_retries_total"))
+            .unwrap_or("moment_decide_retries_total 0");
+        eprintln!("replica {name}: {retries}");
+    }
     let profile = expect(
         b.get("/v1/customers/c-cap", &keys.editor)
             .send()
@@ -194,6 +207,14 @@ async fn replicas_share_tenants_policies_profiles_caps_and_experiments() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(counted, (41, converted));
+
+    // An experiment stopped on B stops on A within a second.
+    let stop = b.post("/v1/experiments/split/stop", &keys.editor, &json!({}));
+    expect(stop.send().await.unwrap(), StatusCode::OK).await;
+    within(PROPAGATION, "B's experiment stop on A", || async {
+        decide(&a, &keys, &ask).await.1["experiment"].is_null()
+    })
+    .await;
 
     // A key revoked on A stops working on B within a second.
     let listed = expect(
