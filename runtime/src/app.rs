@@ -76,7 +76,7 @@ impl Application {
             engines.clone(),
         ));
         // Subscribe before loading, so no change made meanwhile is missed.
-        let changes = store.changes();
+        let changes = replication::subscribe(&*store);
         service.sync(None).await?;
         let demo = if settings.demo {
             Some(demo::seed(&service, &registry).await?)
@@ -88,13 +88,8 @@ impl Application {
             store.clone(),
             settings.profile_cache_customers,
         ));
-        if let Some(changes) = changes {
-            tokio::spawn(replication::follow(
-                changes,
-                service.clone(),
-                profiles.clone(),
-            ));
-        }
+        // Notices sent since the snapshot are queued in `changes`.
+        replication::start(changes, service.clone(), profiles.clone());
         let (decisions, log_writer) = DecisionLog::start(store.clone(), settings.recent_decisions);
         let state = AppState {
             profiles,

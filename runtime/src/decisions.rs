@@ -36,8 +36,9 @@ const PEER_LOG_WAIT: Duration = Duration::from_secs(1);
 /// What the writer receives.
 enum Entry {
     Record(Box<DecisionRecord>),
-    /// Answered once everything queued before it is written.
-    Flush(oneshot::Sender<()>),
+    /// Answered once everything queued before it was written (`true`), or
+    /// held back for a retry because the store is unreachable (`false`).
+    Flush(oneshot::Sender<bool>),
 }
 
 /// Handle to the decision log.
@@ -77,12 +78,14 @@ impl DecisionLog {
     }
 
     /// Waits until every decision logged so far is in the store (or was lost
-    /// and counted, or is held back for a retry while the store is down).
-    pub async fn flush(&self) {
+    /// and counted); `false` when some are held back for a retry because the
+    /// store cannot be reached.
+    pub async fn flush(&self) -> bool {
         let (done, written) = oneshot::channel();
-        if self.tx.send(Entry::Flush(done)).await.is_ok() {
-            let _ = written.await;
+        if self.tx.send(Entry::Flush(done)).await.is_err() {
+            return true;
         }
+        written.await.unwrap_or(true)
     }
 
     /// Finds a decision of `tenant`: recent ones from memory, older ones from the store.
@@ -100,7 +103,7 @@ impl DecisionLog {
             if found.is_some() || !self.shared || tokio::time::Instant::now() >= give_up {
                 return Ok(found.map(Arc::new));
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -151,7 +154,7 @@ async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Entry>) {
             }
         }
         for done in waiting.drain(..) {
-            let _ = done.send(());
+            let _ = done.send(records.is_empty());
         }
         if closed {
             return;

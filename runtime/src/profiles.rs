@@ -33,8 +33,15 @@ const STRIPES: usize = 256;
 pub struct Profiles {
     store: Arc<dyn Store>,
     cache: Mutex<LruCache<Key, Option<Arc<Profile>>>>,
+    /// Revisions announced by other replicas' writes for customers not
+    /// cached at the time, so a read already in flight cannot cache an
+    /// older profile after the notice passed.
+    announced: Mutex<LruCache<Key, u64>>,
     stripes: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// Announced revisions remembered, at most.
+const ANNOUNCED: usize = 16_384;
 
 impl Profiles {
     /// A cache of `capacity` customers over `store`.
@@ -42,6 +49,9 @@ impl Profiles {
         Self {
             store,
             cache: Mutex::new(LruCache::new(capacity)),
+            announced: Mutex::new(LruCache::new(
+                NonZeroUsize::new(ANNOUNCED).unwrap_or(NonZeroUsize::MIN),
+            )),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
     }
@@ -74,15 +84,18 @@ impl Profiles {
         Ok(self.offer(key, loaded))
     }
 
-    /// A customer's profile read from the store, bypassing the cache (which
-    /// then takes it).
+    /// A customer's profile read from the store, bypassing the cache, which
+    /// then holds it whatever it held before (the store may have lost data
+    /// the cache still has, and the store is the truth).
     pub async fn reload(
         &self,
         tenant: &Name,
         customer: &str,
     ) -> Result<Option<Arc<Profile>>, StoreError> {
         let loaded = self.store.profile(tenant, customer).await?.map(Arc::new);
-        Ok(self.offer((tenant.clone(), customer.to_owned()), loaded))
+        self.lock()
+            .put((tenant.clone(), customer.to_owned()), loaded.clone());
+        Ok(loaded)
     }
 
     /// Records impressions of `actions` if the profile is still at
@@ -106,21 +119,27 @@ impl Profiles {
         Ok(())
     }
 
-    /// Drops a cached profile older than `revision` (another replica wrote it).
+    /// Drops a cached profile older than `revision` (another replica wrote
+    /// it), and remembers the revision so a read in flight cannot cache an
+    /// older one afterwards.
     pub fn evict(&self, tenant: &Name, customer: &str, revision: u64) {
         let key = (tenant.clone(), customer.to_owned());
         let mut cache = self.lock();
-        if cache
-            .peek(&key)
-            .is_some_and(|held| held.as_ref().map_or(0, |p| p.revision) < revision)
-        {
-            cache.pop(&key);
+        match cache.peek(&key) {
+            Some(held) if held.as_ref().map_or(0, |p| p.revision) < revision => {
+                cache.pop(&key);
+            }
+            Some(_) => {}
+            None => {
+                lock(&self.announced).put(key, revision);
+            }
         }
     }
 
     /// Drops every cached profile (change notices may have been missed).
     pub fn clear(&self) {
         self.lock().clear();
+        lock(&self.announced).clear();
     }
 
     /// Merges attributes and stage into a profile.
@@ -161,6 +180,12 @@ impl Profiles {
     /// (a concurrent write finished first); returns what the cache now holds.
     fn offer(&self, key: Key, candidate: Option<Arc<Profile>>) -> Option<Arc<Profile>> {
         let revision = |p: &Option<Arc<Profile>>| p.as_ref().map_or(0, |p| p.revision);
+        let announced = lock(&self.announced).peek(&key).copied();
+        if announced.is_some_and(|newer| revision(&candidate) < newer) {
+            // Older than a write another replica announced: answer it, but
+            // do not keep it.
+            return candidate;
+        }
         let mut cache = self.lock();
         match cache.get(&key) {
             Some(held) if revision(held) >= revision(&candidate) => held.clone(),
@@ -172,6 +197,10 @@ impl Profiles {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<Key, Option<Arc<Profile>>>> {
-        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.cache)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -1,28 +1,51 @@
 //! Keeps a cluster replica in step with the others.
 //!
-//! Each replica writes the shared store and updates its own memory; the
-//! others learn of the write from a [`Change`] notice (PostgreSQL
-//! `LISTEN/NOTIFY` for tenants, keys, policies and experiments; Redis pub/sub
-//! for profiles) and apply it within milliseconds. A full reconcile every
-//! [`RECONCILE_EVERY`] heals whatever a lost notice left behind.
+//! A replica that writes the shared store updates its own memory and
+//! announces the change ([`Change`]: PostgreSQL `LISTEN/NOTIFY` for tenants,
+//! keys, policies and experiments; Redis pub/sub for profiles). Every replica,
+//! the writer included, applies the notices within milliseconds. A full
+//! reconcile of what PostgreSQL holds every [`RECONCILE_EVERY`] heals a lost
+//! tenant notice; a lost subscription sends [`Change::Everything`], which
+//! also empties the profile cache.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::model::Name;
 use crate::profiles::Profiles;
 use crate::service::Service;
-use crate::store::Change;
+use crate::store::{Change, Store};
 
 /// How often a replica reloads everything, whatever the notices said.
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(5);
 
-/// Applies `changes` to this replica's registry and profile cache until the
-/// store goes away.
-pub async fn follow(
-    mut changes: broadcast::Receiver<Change>,
+/// Two subscriptions to a shared store's change notices: one for tenant
+/// syncs, one for profile evictions. Take them before loading the store, so
+/// no change made meanwhile is missed.
+pub fn subscribe(store: &dyn Store) -> Option<(Receiver<Change>, Receiver<Change>)> {
+    store.changes().zip(store.changes())
+}
+
+/// Starts following change notices, if the store is shared. Tenant syncs and
+/// profile evictions run in tasks of their own, so a slow sync never delays
+/// an eviction.
+pub fn start(
+    changes: Option<(Receiver<Change>, Receiver<Change>)>,
+    service: Arc<Service>,
+    profiles: Arc<Profiles>,
+) {
+    let Some((tenants, customers)) = changes else {
+        return;
+    };
+    tokio::spawn(follow_tenants(tenants, service, profiles.clone()));
+    tokio::spawn(follow_profiles(customers, profiles));
+}
+
+async fn follow_tenants(
+    mut changes: Receiver<Change>,
     service: Arc<Service>,
     profiles: Arc<Profiles>,
 ) {
@@ -38,15 +61,8 @@ pub async fn follow(
         };
         match change {
             Ok(Change::Tenant(tenant)) => sync(&service, Some(&tenant)).await,
-            Ok(Change::Profile {
-                tenant,
-                customer,
-                revision,
-            }) => profiles.evict(&tenant, &customer, revision),
-            Ok(Change::Everything) => {
-                profiles.clear();
-                sync(&service, None).await;
-            }
+            Ok(Change::Profile { .. }) => {}
+            Ok(Change::Everything) => sync(&service, None).await,
             Err(RecvError::Lagged(missed)) => {
                 tracing::warn!(
                     missed,
@@ -55,6 +71,21 @@ pub async fn follow(
                 profiles.clear();
                 sync(&service, None).await;
             }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn follow_profiles(mut changes: Receiver<Change>, profiles: Arc<Profiles>) {
+    loop {
+        match changes.recv().await {
+            Ok(Change::Profile {
+                tenant,
+                customer,
+                revision,
+            }) => profiles.evict(&tenant, &customer, revision),
+            Ok(Change::Everything) | Err(RecvError::Lagged(_)) => profiles.clear(),
+            Ok(Change::Tenant(_)) => {}
             Err(RecvError::Closed) => return,
         }
     }

@@ -13,13 +13,6 @@ use crate::helpers::{Cluster, Keys, Server, expect, ids};
 /// How soon a change made on one replica must be served by the others.
 const PROPAGATION: Duration = Duration::from_secs(1);
 
-/// Starts another replica on `server`'s cluster store, with its own data
-/// directory.
-fn replica(server: &Server) -> Server {
-    let cluster = server.cluster.clone().unwrap();
-    Server::start_in(Some(cluster), &[])
-}
-
 /// Polls `check` until it holds or `limit` passes; returns how long it took.
 async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
 where
@@ -487,8 +480,19 @@ async fn decide_serves_from_memory_while_postgres_is_down_and_nothing_acknowledg
     let mut proxy = Cuttable::new(authority.to_owned()).await;
     cluster.postgres = direct.replace(authority, &format!("127.0.0.1:{}", proxy.port));
     // A reaches PostgreSQL through the proxy; B directly.
+    let (redis, prefix) = (cluster.redis.clone(), cluster.prefix.clone());
     let a = Server::start_in(Some(Arc::new(cluster)), &[]);
-    let b = replica(&a);
+    let b = Server::start_in(
+        None,
+        &[
+            "--postgres",
+            &direct,
+            "--redis",
+            &redis,
+            "--redis-prefix",
+            &prefix,
+        ],
+    );
     let keys = a.tenant("acme").await;
     expect(
         a.upload(&keys.editor, "hero", &bundle(0)).await,
@@ -534,10 +538,23 @@ async fn decide_serves_from_memory_while_postgres_is_down_and_nothing_acknowledg
         body["detail"].as_str().unwrap().contains("postgres"),
         "{body}"
     );
+    // B, which still reaches PostgreSQL, keeps taking writes.
+    expect(
+        b.upload(&keys.editor, "hero", &bundle(100)).await,
+        StatusCode::CREATED,
+    )
+    .await;
 
     // PostgreSQL returns: writes work again, and the decisions made meanwhile
     // reach the log (B, which reads them from PostgreSQL, takes their outcomes).
     proxy.restore().await;
+    let plain = json!({"point": "hero", "customer_id": "c-2"});
+    within(
+        Duration::from_secs(10),
+        "A serving B's activation made during the outage",
+        || async { decide(&a, &keys, &plain).await.1["policy"]["version"] == 2 },
+    )
+    .await;
     within(
         Duration::from_secs(10),
         "uploads once PostgreSQL is back",

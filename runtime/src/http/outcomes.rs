@@ -17,6 +17,7 @@ use crate::decisions::DecisionLog;
 use crate::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
+use crate::store::StoreError;
 use crate::telemetry;
 
 /// Most events in one batch.
@@ -127,7 +128,11 @@ pub async fn record(
     }
     // An accepted outcome must not outlive its decision: the decisions it
     // names may still be queued for the log, so write the queue first.
-    decisions.flush().await;
+    if !decisions.flush().await {
+        return Err(ApiError::unavailable(StoreError::Unavailable(
+            "the decision log's store (decisions are waiting to be written)".into(),
+        )));
+    }
     let report = profiles.record(&caller.tenant, &events).await?;
     telemetry::outcomes(report.accepted, report.duplicates);
     Ok((

@@ -9,6 +9,8 @@
 mod postgres;
 mod redis;
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
@@ -151,20 +153,27 @@ impl Store for ClusterStore {
             .await
     }
 
-    /// Outcomes go to PostgreSQL first, which says which are new; those are
-    /// then applied to their customers' profiles in Redis. If Redis fails,
-    /// the outcomes of customers not yet updated are deleted again so the
-    /// client's retry stores them; those of customers already updated stay
-    /// and count as duplicates on the retry.
+    /// One PostgreSQL transaction inserts the outcomes and stays open while
+    /// the new ones are applied to their customers' profiles in Redis; it
+    /// commits only once they all are. If Redis fails, it rolls back and
+    /// nothing is stored, so the client's retry stores them. A client retry
+    /// racing this call waits on the rows' unique keys until it ends, so an
+    /// outcome is never applied twice by concurrent retries. The one way to
+    /// count an outcome twice is a failure after some of the batch's Redis
+    /// writes (at a later customer, or at the commit) followed by a retry:
+    /// the count errs high, which keeps contact caps safe.
     async fn record_outcomes(
         &self,
         tenant: &Name,
         events: &[OutcomeEvent],
     ) -> Result<RecordedOutcomes, StoreError> {
-        let new = self.postgres.insert_outcomes(tenant, events).await?;
+        let mut tx = self.postgres.begin().await?;
+        let new = Postgres::insert_outcomes(&mut tx, tenant, events).await?;
+        // An event is new if its key was inserted, and only its first time in the batch.
+        let mut unclaimed: HashSet<&str> = new.iter().map(String::as_str).collect();
         let fresh: Vec<&OutcomeEvent> = events
             .iter()
-            .filter(|e| new.contains(&e.dedup_key))
+            .filter(|e| unclaimed.remove(e.dedup_key.as_str()))
             .collect();
         let mut customers: Vec<&str> = fresh.iter().map(|e| e.customer_id.as_str()).collect();
         customers.sort_unstable();
@@ -174,9 +183,9 @@ impl Store for ClusterStore {
             duplicates: events.len() - fresh.len(),
             profiles: Vec::with_capacity(customers.len()),
         };
-        for (done, customer) in customers.iter().enumerate() {
-            let theirs = fresh.iter().filter(|e| e.customer_id == *customer);
-            let updated = self
+        for customer in customers {
+            let theirs = fresh.iter().filter(|e| e.customer_id == customer);
+            let profile = self
                 .redis
                 .update(tenant, customer, None, |profile| {
                     for e in theirs.clone() {
@@ -184,23 +193,10 @@ impl Store for ClusterStore {
                     }
                     Ok(())
                 })
-                .await;
-            match updated {
-                Ok(profile) => report.profiles.push(((*customer).to_owned(), profile)),
-                Err(error) => {
-                    let undone: Vec<String> = fresh
-                        .iter()
-                        .filter(|e| customers[done..].contains(&e.customer_id.as_str()))
-                        .map(|e| e.dedup_key.clone())
-                        .collect();
-                    if let Err(e) = self.postgres.forget_outcomes(tenant, &undone).await {
-                        tracing::error!(error = %e, outcomes = undone.len(),
-                            "outcomes are stored but not applied to their profiles");
-                    }
-                    return Err(error);
-                }
-            }
+                .await?;
+            report.profiles.push((customer.to_owned(), profile));
         }
+        Postgres::commit(tx).await?;
         Ok(report)
     }
 

@@ -26,8 +26,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// The channel replicas announce changed tenants on.
 const CHANNEL: &str = "moment_changes";
 
-/// Connections per replica: the decide path never waits on PostgreSQL, so a
-/// few serve the writes, the log writer and the reconcile.
+/// Pooled connections per replica (the change listener has one more of its
+/// own): the decide path never waits on PostgreSQL, so a few serve the
+/// writes, the log writer and the reconcile.
 const POOL_SIZE: u32 = 8;
 
 /// How long a request waits for a connection (or a dead server) before 503.
@@ -36,11 +37,15 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Connection pool and queries.
 pub struct Postgres {
     pool: PgPool,
+    url: String,
 }
 
 fn error(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| server_going_away(&c)) => {
+            StoreError::Unavailable(format!("PostgreSQL: {db}"))
+        }
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
@@ -48,6 +53,20 @@ fn error(e: sqlx::Error) -> StoreError {
         | sqlx::Error::Protocol(_) => StoreError::Unavailable(format!("PostgreSQL: {e}")),
         other => StoreError::Backend(format!("PostgreSQL: {other}")),
     }
+}
+
+/// SQLSTATEs of a server that cannot take writes now: class 08 (connection
+/// exception), 57P01–57P03 (shutting down, crashed, not yet accepting), and
+/// 25006 (read-only transaction, as on a demoted primary after a failover).
+fn server_going_away(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "25006")
+}
+
+/// A commit that failed in flight: PostgreSQL may or may not have applied
+/// it, so it is not "nothing changed, retry" (a retry of an upload could
+/// store the version twice).
+fn commit_error(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(format!("PostgreSQL: the commit's outcome is unknown: {e}"))
 }
 
 fn now_ms() -> i64 {
@@ -168,17 +187,20 @@ impl Postgres {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("PostgreSQL schema migration failed: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            url: url.to_owned(),
+        })
     }
 
     /// Forwards every `NOTIFY` on [`CHANNEL`] as a [`Change::Tenant`], and a
     /// [`Change::Everything`] whenever the listening connection was lost
     /// (notices sent meanwhile are gone).
     pub fn listen(&self, changes: broadcast::Sender<Change>) {
-        let pool = self.pool.clone();
+        let url = self.url.clone();
         tokio::spawn(async move {
             loop {
-                let mut listener = match PgListener::connect_with(&pool).await {
+                let mut listener = match PgListener::connect(&url).await {
                     Ok(l) => l,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot listen for changes on PostgreSQL; retrying");
@@ -315,7 +337,7 @@ impl Postgres {
             .map_err(error)?;
         insert_keys(&mut tx, keys).await?;
         notify(&mut tx, tenant).await?;
-        tx.commit().await.map_err(error)
+        tx.commit().await.map_err(commit_error)
     }
 
     /// See [`Store::add_keys`](crate::store::Store::add_keys).
@@ -325,7 +347,7 @@ impl Postgres {
         for key in keys {
             notify(&mut tx, &key.tenant).await?;
         }
-        tx.commit().await.map_err(error)
+        tx.commit().await.map_err(commit_error)
     }
 
     /// See [`Store::keys`](crate::store::Store::keys).
@@ -366,7 +388,7 @@ impl Postgres {
         .map_err(error)?
         .rows_affected();
         notify(&mut tx, tenant).await?;
-        tx.commit().await.map_err(error)?;
+        tx.commit().await.map_err(commit_error)?;
         Ok(changed == 1)
     }
 
@@ -384,7 +406,7 @@ impl Postgres {
             .await
             .map_err(error)?;
         notify(&mut tx, tenant).await?;
-        tx.commit().await.map_err(error)
+        tx.commit().await.map_err(commit_error)
     }
 
     /// See [`Store::create_version`](crate::store::Store::create_version).
@@ -427,7 +449,7 @@ impl Postgres {
             set_live(&mut tx, &v.tenant, &v.name, version, &v.actor).await?;
             notify(&mut tx, &v.tenant).await?;
         }
-        tx.commit().await.map_err(error)?;
+        tx.commit().await.map_err(commit_error)?;
         Ok(version)
     }
 
@@ -462,7 +484,7 @@ impl Postgres {
         let mut tx = self.pool.begin().await.map_err(error)?;
         set_live(&mut tx, tenant, policy, version, actor).await?;
         notify(&mut tx, tenant).await?;
-        tx.commit().await.map_err(error)
+        tx.commit().await.map_err(commit_error)
     }
 
     /// See [`Store::policies`](crate::store::Store::policies).
@@ -487,10 +509,16 @@ impl Postgres {
             .collect()
     }
 
-    /// Stores outcomes not stored before; returns the dedup keys of those
-    /// that are new.
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<Transaction<'static, Pg>, StoreError> {
+        self.pool.begin().await.map_err(error)
+    }
+
+    /// Stores outcomes not stored before, in `tx`; returns the dedup keys of
+    /// those that are new. A concurrent insert of the same key waits for
+    /// `tx` to end.
     pub async fn insert_outcomes(
-        &self,
+        tx: &mut Transaction<'static, Pg>,
         tenant: &Name,
         events: &[OutcomeEvent],
     ) -> Result<Vec<String>, StoreError> {
@@ -509,22 +537,15 @@ impl Postgres {
         .bind(column(|e| e.kind.as_str().to_owned()))
         .bind(events.iter().map(|e| e.value).collect::<Vec<_>>())
         .bind(events.iter().map(|e| e.at_ms as i64).collect::<Vec<_>>())
-        .fetch_all(&self.pool)
+        .fetch_all(&mut **tx)
         .await
         .map_err(error)?;
         Ok(new.into_iter().map(|(k,)| k).collect())
     }
 
-    /// Deletes outcomes just inserted whose effect could not be applied, so
-    /// the client's retry stores them again.
-    pub async fn forget_outcomes(&self, tenant: &Name, keys: &[String]) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM outcomes WHERE tenant = $1 AND dedup_key = ANY($2)")
-            .bind(tenant.as_str())
-            .bind(keys)
-            .execute(&self.pool)
-            .await
-            .map_err(error)?;
-        Ok(())
+    /// Commits a transaction whose effects elsewhere are already made.
+    pub async fn commit(tx: Transaction<'static, Pg>) -> Result<(), StoreError> {
+        tx.commit().await.map_err(commit_error)
     }
 
     /// See [`Store::log_decisions`](crate::store::Store::log_decisions).
@@ -603,6 +624,8 @@ impl Postgres {
             .await
             .map_err(error)?;
         }
+        // Every insert is `ON CONFLICT DO NOTHING`: writing the batch again
+        // after a commit of unknown outcome is safe, so the log retries it.
         tx.commit().await.map_err(error)
     }
 
@@ -651,7 +674,7 @@ impl Postgres {
         .await
         .map_err(error)?;
         notify(&mut tx, tenant).await?;
-        tx.commit().await.map_err(error)
+        tx.commit().await.map_err(commit_error)
     }
 
     /// See [`Store::experiments`](crate::store::Store::experiments).
@@ -686,7 +709,7 @@ impl Postgres {
         .await
         .map_err(error)?;
         notify(&mut tx, tenant).await?;
-        tx.commit().await.map_err(error)
+        tx.commit().await.map_err(commit_error)
     }
 
     /// See [`Store::experiment_counts`](crate::store::Store::experiment_counts).

@@ -49,7 +49,7 @@ pub struct Redis {
     client: redis::Client,
     prefix: String,
     conn: RwLock<Option<ConnectionManager>>,
-    /// Held while connecting, with the time of the last attempt.
+    /// Held while connecting, with the time of the last failed attempt.
     connecting: Mutex<Option<Instant>>,
     cas: Script,
 }
@@ -99,7 +99,9 @@ impl Redis {
         {
             return Ok(conn.clone());
         }
-        let mut last = self.connecting.lock().await;
+        // One caller connects at a time; the others wait for its attempt
+        // (at most 2 × TIMEOUT) and, if it failed, fail at once.
+        let mut failed_at = self.connecting.lock().await;
         if let Some(conn) = self
             .conn
             .read()
@@ -108,31 +110,50 @@ impl Redis {
         {
             return Ok(conn.clone());
         }
-        if last.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
+        if failed_at.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
             return Err(StoreError::Unavailable("Redis: not connected".into()));
         }
-        *last = Some(Instant::now());
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
             .set_number_of_retries(1);
-        let conn = self
-            .client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(|e| unavailable(&e))?;
+        let connect = self.client.get_connection_manager_with_config(config);
+        let conn = match tokio::time::timeout(TIMEOUT * 2, connect).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
+                *failed_at = Some(Instant::now());
+                return Err(unavailable(&e));
+            }
+            Err(_) => {
+                *failed_at = Some(Instant::now());
+                return Err(StoreError::Unavailable(
+                    "Redis: connecting timed out".into(),
+                ));
+            }
+        };
+        *failed_at = None;
         *self.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
         Ok(conn)
+    }
+
+    /// Runs one command, failing after [`TIMEOUT`] whatever the connection
+    /// manager is doing (it may be waiting on a reconnect).
+    async fn run<T>(
+        &self,
+        command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(TIMEOUT, command).await {
+            Ok(result) => result.map_err(command_error),
+            Err(_) => Err(StoreError::Unavailable("Redis: no answer in time".into())),
+        }
     }
 
     /// `None` when Redis answers, else what is wrong.
     pub async fn missing(&self) -> Option<String> {
         let ping = async {
             let mut conn = self.conn().await?;
-            redis::cmd("PING")
-                .query_async::<()>(&mut conn)
+            self.run(redis::cmd("PING").query_async::<()>(&mut conn))
                 .await
-                .map_err(command_error)
         };
         ping.await.err().map(|e| format!("redis: {e}"))
     }
@@ -144,10 +165,9 @@ impl Redis {
         customer: &str,
     ) -> Result<Option<Profile>, StoreError> {
         let mut conn = self.conn().await?;
-        let doc: Option<String> = conn
-            .hget(self.key(tenant, customer), "doc")
-            .await
-            .map_err(command_error)?;
+        let doc: Option<String> = self
+            .run(conn.hget(self.key(tenant, customer), "doc"))
+            .await?;
         doc.map(|d| {
             serde_json::from_str(&d).map_err(|e| {
                 StoreError::Backend(format!("profile of {customer:?} is unreadable: {e}"))
@@ -181,16 +201,13 @@ impl Redis {
             let notice = serde_json::to_string(&(tenant.as_str(), customer, profile.revision))
                 .map_err(|e| StoreError::Backend(e.to_string()))?;
             let mut conn = self.conn().await?;
-            let written: i64 = self
-                .cas
-                .key(&key)
+            let mut invocation = self.cas.key(&key);
+            invocation
                 .arg(seen)
                 .arg(doc)
                 .arg(self.channel())
-                .arg(notice)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(command_error)?;
+                .arg(notice);
+            let written: i64 = self.run(invocation.invoke_async(&mut conn)).await?;
             if written == 1 {
                 return Ok(profile);
             }
