@@ -350,8 +350,9 @@ impl Service {
     /// Brings memory in line with the store for `tenant` (every tenant if
     /// `None`): settings, keys, live versions and running experiments. Runs
     /// at start, and in a cluster whenever another replica changed something.
-    /// What one tenant has stored unreadably is logged and skipped, so it
-    /// never keeps the others from being served.
+    /// A tenant's unreadable settings, live version or running experiment is
+    /// logged and skipped, so it never keeps the others from being served (a
+    /// row the snapshot itself cannot read still fails the whole sync).
     pub async fn sync(&self, tenant: Option<&Name>) -> Result<(), ServiceError> {
         let _guard = self.writes.lock().await;
         let snapshot = self.store.snapshot(tenant).await?;
