@@ -98,19 +98,19 @@ impl Profiles {
         Ok(loaded)
     }
 
-    /// Records impressions of `actions` if the profile is still at
-    /// `seen_revision`; see [`Store::record_impressions`].
+    /// Records impressions of `actions` if the stored profile is still
+    /// `seen`; see [`Store::record_impressions`].
     pub async fn record_impressions(
         &self,
         tenant: &Name,
         customer: &str,
-        seen_revision: u64,
+        seen: Option<&Profile>,
         actions: &[String],
         at_ms: u64,
     ) -> Result<(), StoreError> {
         let profile = self
             .store
-            .record_impressions(tenant, customer, seen_revision, actions, at_ms)
+            .record_impressions(tenant, customer, seen, actions, at_ms)
             .await?;
         self.offer(
             (tenant.clone(), customer.to_owned()),

@@ -100,12 +100,11 @@ pub async fn decide(
             && history_unavailable.is_none()
             && !response.actions.is_empty()
         {
-            let seen = profile.as_ref().map_or(0, |p| p.revision);
             let recorded = profiles
                 .record_impressions(
                     &caller.tenant,
                     &request.customer_id,
-                    seen,
+                    profile.as_deref(),
                     &record.actions,
                     subject.now_ms,
                 )
@@ -133,8 +132,11 @@ pub async fn decide(
 }
 
 /// Decisions made per request, at most, when other writes to the customer's
-/// profile keep coming first.
-const MAX_ATTEMPTS: u32 = 8;
+/// profile keep coming first. Each attempt lost means another write to the
+/// customer succeeded meanwhile, so a decide fails (503) only when more than
+/// this many writes to one customer overtake it: that many concurrent
+/// decides for one customer across replicas, say.
+const MAX_ATTEMPTS: u32 = 64;
 
 /// Where a decision reads the customer's profile from.
 enum Read {

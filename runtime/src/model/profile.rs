@@ -129,6 +129,13 @@ impl Profile {
         Ok(())
     }
 
+    /// Records an impression of each of `actions` at `at_ms`.
+    pub fn record_impressions(&mut self, actions: &[String], at_ms: u64) {
+        for action in actions {
+            self.record(action, OutcomeType::Impression, at_ms);
+        }
+    }
+
     /// Records an outcome of `kind` for `action` at `at_ms`.
     pub fn record(&mut self, action: &str, kind: OutcomeType, at_ms: u64) {
         let h = self.history.entry(action.to_owned()).or_default();

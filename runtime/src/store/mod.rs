@@ -74,6 +74,44 @@ pub(crate) fn stored_engine(s: &str) -> Result<EngineKind, StoreError> {
         .ok_or_else(|| StoreError::Backend(format!("stored engine {s:?} is unknown")))
 }
 
+/// A key's role read back from a store.
+pub(crate) fn stored_role(key_id: &str, role: &str) -> Result<Role, StoreError> {
+    Role::parse(role)
+        .ok_or_else(|| StoreError::Backend(format!("key {key_id} has unknown role {role:?}")))
+}
+
+/// A key read back from a store, from its id, tenant, role and hex hash.
+pub(crate) fn stored_key(
+    id: String,
+    tenant: String,
+    role: &str,
+    hash: &str,
+) -> Result<KeyRecord, StoreError> {
+    Ok(KeyRecord {
+        tenant: stored_name(tenant)?,
+        role: stored_role(&id, role)?,
+        hash: KeyHash::from_hex(hash)
+            .ok_or_else(|| StoreError::Backend(format!("key {id} has a malformed hash")))?,
+        id,
+    })
+}
+
+/// A logged decision read back from a store, its actions as stored JSON.
+pub(crate) fn stored_decision(
+    tenant: &Name,
+    id: &str,
+    customer_id: String,
+    actions: &str,
+) -> Result<DecisionRef, StoreError> {
+    let actions = serde_json::from_str(actions)
+        .map_err(|e| StoreError::Backend(format!("decision {id} has unreadable actions: {e}")))?;
+    Ok(DecisionRef {
+        tenant: tenant.clone(),
+        customer_id,
+        actions,
+    })
+}
+
 /// A stored API key (never the secret itself).
 #[derive(Clone, Debug)]
 pub struct KeyRecord {
@@ -355,14 +393,15 @@ pub trait Store: Send + Sync + 'static {
         events: &[OutcomeEvent],
     ) -> Result<RecordedOutcomes, StoreError>;
     /// Records an impression of each of `actions` at `at_ms` in a customer's
-    /// contact history, if the profile is still at `seen_revision` (0: none);
-    /// [`StoreError::Stale`] if another write came first. Returns the profile.
-    /// The impressions reach the outcome log with the decision's record.
+    /// contact history, if the stored profile is still `seen`, the one the
+    /// decision read (`None`: the customer had none); [`StoreError::Stale`]
+    /// if another write came first. Returns the profile. The impressions
+    /// reach the outcome log with the decision's record.
     async fn record_impressions(
         &self,
         tenant: &Name,
         customer: &str,
-        seen_revision: u64,
+        seen: Option<&Profile>,
         actions: &[String],
         at_ms: u64,
     ) -> Result<Profile, StoreError>;

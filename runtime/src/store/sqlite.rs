@@ -15,11 +15,12 @@ use serde_json::{Map, Value};
 use super::{
     DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion, PolicyEvent,
     PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment,
-    StoredVersion, VariantCounts, VersionInfo, stored_engine, stored_name,
+    StoredVersion, VariantCounts, VersionInfo, stored_decision, stored_engine, stored_key,
+    stored_name, stored_role,
 };
+use crate::model::Name;
 use crate::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
 use crate::model::profile::Profile;
-use crate::model::{KeyHash, Name, Role};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS tenants (
@@ -351,16 +352,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             for row in rows {
                 let (id, tenant, role, hash) = row.map_err(backend)?;
-                snap.keys.push(KeyRecord {
-                    tenant: stored_name(tenant)?,
-                    role: Role::parse(&role).ok_or_else(|| {
-                        StoreError::Backend(format!("key {id} has unknown role {role:?}"))
-                    })?,
-                    hash: KeyHash::from_hex(&hash).ok_or_else(|| {
-                        StoreError::Backend(format!("key {id} has a malformed hash"))
-                    })?,
-                    id,
-                });
+                snap.keys.push(stored_key(id, tenant, &role, &hash)?);
             }
             let mut stmt = conn
                 .prepare("SELECT tenant, name, version FROM live_versions WHERE ?1 IS NULL OR tenant = ?1")
@@ -428,8 +420,7 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             rows.map(|row| {
                 let (id, role, created_at_ms, revoked_at_ms) = row.map_err(backend)?;
-                let role = Role::parse(&role)
-                    .ok_or_else(|| StoreError::Backend(format!("key {id} has unknown role {role:?}")))?;
+                let role = stored_role(&id, &role)?;
                 Ok(KeyListing { id, role, created_at_ms, revoked_at_ms })
             })
             .collect()
@@ -660,20 +651,21 @@ impl Store for SqliteStore {
         &self,
         tenant: &Name,
         customer: &str,
-        seen_revision: u64,
+        seen: Option<&Profile>,
         actions: &[String],
         at_ms: u64,
     ) -> Result<Profile, StoreError> {
         let (tenant, customer, actions) = (tenant.clone(), customer.to_owned(), actions.to_vec());
+        let seen_revision = seen.map_or(0, |p| p.revision);
         self.with(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
+            // The stored profile, not `seen`, is the base: the revision check
+            // and the write are in one transaction.
             let mut profile = read_profile(&tx, &tenant, &customer)?.unwrap_or_default();
             if profile.revision != seen_revision {
                 return Err(StoreError::Stale);
             }
-            for action in &actions {
-                profile.record(action, OutcomeType::Impression, at_ms);
-            }
+            profile.record_impressions(&actions, at_ms);
             write_profile(&tx, &tenant, &customer, &mut profile)?;
             tx.commit().map_err(backend)?;
             Ok(profile)
@@ -736,17 +728,8 @@ impl Store for SqliteStore {
                 )
                 .optional()
                 .map_err(backend)?;
-            row.map(|(customer_id, actions)| {
-                let actions = serde_json::from_str(&actions).map_err(|e| {
-                    StoreError::Backend(format!("decision {id} has unreadable actions: {e}"))
-                })?;
-                Ok(DecisionRef {
-                    tenant: tenant.clone(),
-                    customer_id,
-                    actions,
-                })
-            })
-            .transpose()
+            row.map(|(customer_id, actions)| stored_decision(&tenant, &id, customer_id, &actions))
+                .transpose()
         })
         .await
     }

@@ -23,7 +23,7 @@ use super::{
     VariantCounts,
 };
 use crate::model::Name;
-use crate::model::outcome::{OutcomeEvent, OutcomeType};
+use crate::model::outcome::OutcomeEvent;
 use crate::model::profile::Profile;
 
 /// Notices buffered per subscriber; one that falls further behind reloads everything.
@@ -145,7 +145,7 @@ impl Store for ClusterStore {
         stage: Option<String>,
     ) -> Result<Profile, StoreError> {
         self.redis
-            .update(tenant, customer, None, |profile| {
+            .update(tenant, customer, |profile| {
                 profile
                     .merge(attributes.clone(), stage.clone())
                     .map_err(|e| StoreError::Invalid(e.to_string()))
@@ -187,7 +187,7 @@ impl Store for ClusterStore {
             let theirs = fresh.iter().filter(|e| e.customer_id == customer);
             let profile = self
                 .redis
-                .update(tenant, customer, None, |profile| {
+                .update(tenant, customer, |profile| {
                     for e in theirs.clone() {
                         profile.record(&e.action_id, e.kind, e.at_ms);
                     }
@@ -204,18 +204,22 @@ impl Store for ClusterStore {
         &self,
         tenant: &Name,
         customer: &str,
-        seen_revision: u64,
+        seen: Option<&Profile>,
         actions: &[String],
         at_ms: u64,
     ) -> Result<Profile, StoreError> {
-        self.redis
-            .update(tenant, customer, Some(seen_revision), |profile| {
-                for action in actions {
-                    profile.record(action, OutcomeType::Impression, at_ms);
-                }
-                Ok(())
-            })
-            .await
+        // The decision read `seen` already: write on it, and let the
+        // compare-and-set say whether it is still the stored one.
+        let mut profile = seen.cloned().unwrap_or_default();
+        profile.record_impressions(actions, at_ms);
+        match self
+            .redis
+            .compare_and_set(tenant, customer, &mut profile)
+            .await?
+        {
+            true => Ok(profile),
+            false => Err(StoreError::Stale),
+        }
     }
 
     async fn log_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {

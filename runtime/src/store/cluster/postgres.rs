@@ -11,12 +11,13 @@ use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use sqlx::{Postgres as Pg, Transaction};
 use tokio::sync::broadcast;
 
+use crate::model::Name;
 use crate::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
-use crate::model::{KeyHash, Name, Role};
 use crate::store::{
     Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion,
     PolicyEvent, PolicyHistory, PolicySummary, Snapshot, StoreError, StoredExperiment,
-    StoredVersion, VariantCounts, VersionInfo, stored_engine, stored_name,
+    StoredVersion, VariantCounts, VersionInfo, stored_decision, stored_engine, stored_key,
+    stored_name, stored_role,
 };
 
 /// The schema, applied at start. sqlx holds a PostgreSQL advisory lock while
@@ -271,15 +272,7 @@ impl Postgres {
         .await
         .map_err(error)?;
         for (id, tenant, role, hash) in keys {
-            snap.keys.push(KeyRecord {
-                tenant: stored_name(tenant)?,
-                role: Role::parse(&role).ok_or_else(|| {
-                    StoreError::Backend(format!("key {id} has unknown role {role:?}"))
-                })?,
-                hash: KeyHash::from_hex(&hash)
-                    .ok_or_else(|| StoreError::Backend(format!("key {id} has a malformed hash")))?,
-                id,
-            });
+            snap.keys.push(stored_key(id, tenant, &role, &hash)?);
         }
         let live: Vec<(String, String, i32)> = sqlx::query_as(
             "SELECT tenant, name, version FROM live_versions WHERE $1::text IS NULL OR tenant = $1",
@@ -361,9 +354,7 @@ impl Postgres {
         .map_err(error)?;
         rows.into_iter()
             .map(|(id, role, created_at_ms, revoked_at_ms)| {
-                let role = Role::parse(&role).ok_or_else(|| {
-                    StoreError::Backend(format!("key {id} has unknown role {role:?}"))
-                })?;
+                let role = stored_role(&id, &role)?;
                 Ok(KeyListing {
                     id,
                     role,
@@ -642,17 +633,8 @@ impl Postgres {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(error)?;
-        row.map(|(customer_id, actions)| {
-            let actions = serde_json::from_str(&actions).map_err(|e| {
-                StoreError::Backend(format!("decision {id} has unreadable actions: {e}"))
-            })?;
-            Ok(DecisionRef {
-                tenant: tenant.clone(),
-                customer_id,
-                actions,
-            })
-        })
-        .transpose()
+        row.map(|(customer_id, actions)| stored_decision(tenant, id, customer_id, &actions))
+            .transpose()
     }
 
     /// See [`Store::create_experiment`](crate::store::Store::create_experiment).

@@ -15,13 +15,13 @@
 //! [`StoreError::Unavailable`], and the connection is made again when Redis
 //! returns.
 
-use std::sync::{PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands as _, Script};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::{OnceCell, broadcast};
 
 use crate::model::Name;
 use crate::model::profile::Profile;
@@ -48,9 +48,10 @@ return 1
 pub struct Redis {
     client: redis::Client,
     prefix: String,
-    conn: RwLock<Option<ConnectionManager>>,
-    /// Held while connecting, with the time of the last failed attempt.
-    connecting: Mutex<Option<Instant>>,
+    /// Made once; it reconnects by itself after that.
+    conn: OnceCell<ConnectionManager>,
+    /// When the last attempt to connect failed.
+    failed_at: Mutex<Option<Instant>>,
     cas: Script,
 }
 
@@ -75,8 +76,8 @@ impl Redis {
         Ok(Self {
             client,
             prefix: prefix.to_owned(),
-            conn: RwLock::new(None),
-            connecting: Mutex::new(None),
+            conn: OnceCell::new(),
+            failed_at: Mutex::new(None),
             cas: Script::new(COMPARE_AND_SET),
         })
     }
@@ -90,27 +91,20 @@ impl Redis {
         format!("{}:profiles", self.prefix)
     }
 
+    /// The connection, made on first use. One caller connects at a time;
+    /// the others wait for its attempt (at most 2 × [`TIMEOUT`]) and, while
+    /// the last attempt failed less than [`RECONNECT_EVERY`] ago, fail at once.
     async fn conn(&self) -> Result<ConnectionManager, StoreError> {
-        if let Some(conn) = self
-            .conn
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
-            return Ok(conn.clone());
-        }
-        // One caller connects at a time; the others wait for its attempt
-        // (at most 2 × TIMEOUT) and, if it failed, fail at once.
-        let mut failed_at = self.connecting.lock().await;
-        if let Some(conn) = self
-            .conn
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-        {
-            return Ok(conn.clone());
-        }
-        if failed_at.is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
+        self.conn.get_or_try_init(|| self.connect()).await.cloned()
+    }
+
+    async fn connect(&self) -> Result<ConnectionManager, StoreError> {
+        let failed_at = || {
+            self.failed_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        if failed_at().is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
             return Err(StoreError::Unavailable("Redis: not connected".into()));
         }
         let config = ConnectionManagerConfig::new()
@@ -118,22 +112,13 @@ impl Redis {
             .set_response_timeout(Some(TIMEOUT))
             .set_number_of_retries(1);
         let connect = self.client.get_connection_manager_with_config(config);
-        let conn = match tokio::time::timeout(TIMEOUT * 2, connect).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                *failed_at = Some(Instant::now());
-                return Err(unavailable(&e));
-            }
-            Err(_) => {
-                *failed_at = Some(Instant::now());
-                return Err(StoreError::Unavailable(
-                    "Redis: connecting timed out".into(),
-                ));
-            }
+        let error = match tokio::time::timeout(TIMEOUT * 2, connect).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(e)) => unavailable(&e),
+            Err(_) => StoreError::Unavailable("Redis: connecting timed out".into()),
         };
-        *failed_at = None;
-        *self.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn.clone());
-        Ok(conn)
+        *failed_at() = Some(Instant::now());
+        Err(error)
     }
 
     /// Runs one command, failing after [`TIMEOUT`] whatever the connection
@@ -176,48 +161,51 @@ impl Redis {
         .transpose()
     }
 
-    /// Applies `change` to a customer's profile (an empty one if none) and
-    /// stores it, if the profile is still at `expect` when given, else at
-    /// whatever revision it was read at, reading again when another write
-    /// came first. Returns the stored profile.
-    pub async fn update<T>(
+    /// Applies `change` to a customer's stored profile (an empty one if
+    /// none) and stores it, reading again when another write came first.
+    /// Returns the stored profile.
+    pub async fn update(
         &self,
         tenant: &Name,
         customer: &str,
-        expect: Option<u64>,
-        mut change: impl FnMut(&mut Profile) -> Result<T, StoreError>,
+        mut change: impl FnMut(&mut Profile) -> Result<(), StoreError>,
     ) -> Result<Profile, StoreError> {
-        let key = self.key(tenant, customer);
         for _ in 0..MAX_ATTEMPTS {
             let mut profile = self.profile(tenant, customer).await?.unwrap_or_default();
-            let seen = profile.revision;
-            if expect.is_some_and(|e| e != seen) {
-                return Err(StoreError::Stale);
-            }
             change(&mut profile)?;
-            profile.revision = seen + 1;
-            let doc =
-                serde_json::to_string(&profile).map_err(|e| StoreError::Backend(e.to_string()))?;
-            let notice = serde_json::to_string(&(tenant.as_str(), customer, profile.revision))
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            let mut conn = self.conn().await?;
-            let mut invocation = self.cas.key(&key);
-            invocation
-                .arg(seen)
-                .arg(doc)
-                .arg(self.channel())
-                .arg(notice);
-            let written: i64 = self.run(invocation.invoke_async(&mut conn)).await?;
-            if written == 1 {
+            if self.compare_and_set(tenant, customer, &mut profile).await? {
                 return Ok(profile);
-            }
-            if expect.is_some() {
-                return Err(StoreError::Stale);
             }
         }
         Err(StoreError::Unavailable(format!(
             "Redis: the profile of {customer:?} kept changing ({MAX_ATTEMPTS} writes lost the race)"
         )))
+    }
+
+    /// Stores `profile` with its revision bumped, if the stored revision is
+    /// still `profile.revision` (0: none stored); `false`, storing nothing,
+    /// if another write came first.
+    pub async fn compare_and_set(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        profile: &mut Profile,
+    ) -> Result<bool, StoreError> {
+        let seen = profile.revision;
+        profile.revision = seen + 1;
+        let doc =
+            serde_json::to_string(&*profile).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let notice = serde_json::to_string(&(tenant.as_str(), customer, profile.revision))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let mut conn = self.conn().await?;
+        let mut invocation = self.cas.key(self.key(tenant, customer));
+        invocation
+            .arg(seen)
+            .arg(doc)
+            .arg(self.channel())
+            .arg(notice);
+        let written: i64 = self.run(invocation.invoke_async(&mut conn)).await?;
+        Ok(written == 1)
     }
 
     /// Forwards every profile write notice as a [`Change::Profile`], and a
