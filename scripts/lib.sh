@@ -53,9 +53,9 @@ start_moment() {
   MOMENT_LOG=warn start "$work/moment.out" target/release/moment serve --listen 127.0.0.1:0 --data "$work/data"
 }
 
-# The reference telco policy built for wasm32.
+# The reference telco policy built for wasm32 (committed).
 telco_wasm() {
-  ls target/wasm-policies/wasm32-unknown-unknown/release/moment_policy_telco_retention.wasm
+  ls policies/telco-retention/policy.wasm
 }
 
 # The pid of the first server started.

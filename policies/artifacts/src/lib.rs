@@ -1,6 +1,7 @@
-//! Test inputs for Moment's policy engines, built from source: the reference
-//! policies compiled to WebAssembly (by this crate's `build.rs`, once per
-//! test run), the Rhai twin of the telco policy, each policy's
+//! Moment's reference policies and test inputs for its engines: the
+//! reference policies compiled to WebAssembly (committed as
+//! `policies/*/policy.wasm`; `tests/rebuild.rs` checks they are what their
+//! sources build to), the Rhai twin of the telco policy, each policy's
 //! `bundle.json` and `cases.json`, and the directory of hostile `.wat`
 //! modules in `tests/corpus`.
 //!
@@ -16,7 +17,7 @@
 /// The telco retention policy (`policies/telco-retention`) as a WASM ABI v1
 /// core module: exports `memory`, `moment_alloc`, `moment_decide`; no
 /// imports.
-pub const TELCO_RETENTION_WASM: &[u8] = include_bytes!(env!("MOMENT_TELCO_RETENTION_WASM"));
+pub const TELCO_RETENTION_WASM: &[u8] = include_bytes!("../../telco-retention/policy.wasm");
 
 /// The same telco retention policy in Rhai (`fn decide(ctx)`); it ranks every
 /// input exactly as [`TELCO_RETENTION_WASM`] does.
@@ -32,7 +33,7 @@ pub const TELCO_RETENTION_CASES: &str = include_str!("../../telco-retention/case
 
 /// The kiosk basket policy (`policies/kiosk-basket`) as a WASM ABI v1 core
 /// module: exports `memory`, `moment_alloc`, `moment_decide`; no imports.
-pub const KIOSK_BASKET_WASM: &[u8] = include_bytes!(env!("MOMENT_KIOSK_BASKET_WASM"));
+pub const KIOSK_BASKET_WASM: &[u8] = include_bytes!("../../kiosk-basket/policy.wasm");
 
 /// The kiosk policy's bundle: `{"catalog":[…],"fallback":["generic-welcome"]}`.
 pub const KIOSK_BASKET_BUNDLE: &str = include_str!("../../kiosk-basket/bundle.json");
