@@ -13,7 +13,7 @@ use serde_json::Value;
 
 const SUITE: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/conformance/growthbook-cases.json"
+    "/tests/data/growthbook-cases.json"
 ));
 
 static CASES: LazyLock<Value> = LazyLock::new(|| serde_json::from_str(SUITE).unwrap());
@@ -105,6 +105,38 @@ fn eval_condition() {
             "$regex invalid - pass",
             "$regex invalid - fail",
         ]
+    );
+}
+
+/// The answers of GrowthBook's JS SDK (1.8.0, `evalCondition`) for every
+/// operator on a missing attribute, a null one and present ones, written by
+/// `data/missing-vs-null.mjs`. The SDK's `getPath` answers `null` for a
+/// missing path, so a missing attribute behaves exactly as a null one
+/// (`{"age": {"$lt": 19}}` holds for a customer without an age, as
+/// `null < 19` does in JavaScript): the table checks that Moment agrees case
+/// by case.
+#[test]
+fn missing_and_null_attributes_as_the_js_sdk() {
+    const TABLE: &str = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/missing-vs-null.json"
+    ));
+    let cases: Vec<Value> = serde_json::from_str(TABLE).unwrap();
+    assert_eq!(cases.len(), 700);
+    let mut failures = Vec::new();
+    let mut rejected = std::collections::BTreeSet::new();
+    for case in &cases {
+        if check_condition(case, &mut failures) {
+            rejected.insert(case[1].to_string());
+        }
+    }
+    report("missing-vs-null", &failures);
+    // `$type: "undefined"` can never hold (the SDK's `getPath` never answers
+    // `undefined`), so uploads refuse it; the lenient parser still agrees
+    // with the SDK on it.
+    assert_eq!(
+        rejected.into_iter().collect::<Vec<_>>(),
+        [r#"{"x":{"$type":"undefined"}}"#]
     );
 }
 
