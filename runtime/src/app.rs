@@ -41,6 +41,17 @@ pub enum StartError {
     /// The listen address could not be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// A start-up task on the blocking pool panicked.
+    #[error("start-up task failed: {0}")]
+    Crashed(#[from] tokio::task::JoinError),
+}
+
+/// Runs file and SQLite work of the start-up on the blocking pool, off the
+/// async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(work).await
 }
 
 /// A bound, ready-to-serve server.
@@ -63,10 +74,15 @@ impl Application {
             (Some(postgres), Some(redis)) => {
                 Arc::new(ClusterStore::connect(postgres, redis, &settings.redis_prefix).await?)
             }
-            _ => Arc::new(SqliteStore::open(&settings.data)?),
+            _ => {
+                let data = settings.data.clone();
+                Arc::new(blocking(move || SqliteStore::open(&data)).await??)
+            }
         };
+        let (limits, compiled) = (settings.limits(), settings.data.join("compiled"));
         let engines = Arc::new(
-            Engines::with_compiled_dir(settings.limits(), settings.data.join("compiled"))
+            blocking(move || Engines::with_compiled_dir(limits, compiled))
+                .await?
                 .map_err(StartError::Engine)?,
         );
         let registry = Arc::new(Registry::new(settings.policy_cache_versions));

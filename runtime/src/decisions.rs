@@ -41,6 +41,17 @@ enum Entry {
     Flush(oneshot::Sender<bool>),
 }
 
+/// Why [`DecisionLog::flush`] could not confirm every decision is stored.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum Unflushed {
+    /// Some decisions wait for the store to be reachable again.
+    #[error("decisions are held back until the store can be reached")]
+    HeldBack,
+    /// The writer task has stopped (it panicked): nothing more is written.
+    #[error("the decision log's writer has stopped")]
+    WriterGone,
+}
+
 /// Handle to the decision log.
 pub struct DecisionLog {
     tx: mpsc::Sender<Entry>,
@@ -78,14 +89,18 @@ impl DecisionLog {
     }
 
     /// Waits until every decision logged so far is in the store (or was lost
-    /// and counted); `false` when some are held back for a retry because the
-    /// store cannot be reached.
-    pub async fn flush(&self) -> bool {
+    /// and counted).
+    pub async fn flush(&self) -> Result<(), Unflushed> {
         let (done, written) = oneshot::channel();
-        if self.tx.send(Entry::Flush(done)).await.is_err() {
-            return true;
+        self.tx
+            .send(Entry::Flush(done))
+            .await
+            .map_err(|_| Unflushed::WriterGone)?;
+        match written.await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Unflushed::HeldBack),
+            Err(_) => Err(Unflushed::WriterGone),
         }
-        written.await.unwrap_or(true)
     }
 
     /// Finds a decision of `tenant`: recent ones from memory, older ones from the store.
@@ -138,7 +153,7 @@ async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Entry>) {
             match store.log_decisions(&records).await {
                 Ok(()) => records.clear(),
                 // Keep them for the next attempt, within the queue's bound.
-                Err(error @ StoreError::Unavailable(_)) if !closed => {
+                Err(error @ StoreError::Unavailable { .. }) if !closed => {
                     tracing::warn!(%error, records = records.len(), "decision log write failed; retrying");
                     let excess = records.len().saturating_sub(QUEUE);
                     if excess > 0 {
@@ -159,5 +174,34 @@ async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Entry>) {
         if closed {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+
+    fn log() -> (tempfile::TempDir, Arc<DecisionLog>, JoinHandle<()>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let (log, writer) = DecisionLog::start(store, NonZeroUsize::MIN);
+        (dir, log, writer)
+    }
+
+    #[tokio::test]
+    async fn flush_confirms_a_running_writer() {
+        let (_dir, log, _writer) = log();
+        assert_eq!(log.flush().await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn flush_after_the_writer_stopped_is_an_error() {
+        let (_dir, log, writer) = log();
+        writer.abort();
+        assert!(writer.await.unwrap_err().is_cancelled());
+        assert_eq!(log.flush().await, Err(Unflushed::WriterGone));
     }
 }

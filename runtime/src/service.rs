@@ -96,9 +96,19 @@ pub enum ServiceError {
     /// No such resource for this tenant.
     #[error("{0}")]
     NotFound(String),
+    /// The input is over a size limit; the message says which.
+    #[error("{0}")]
+    TooLarge(String),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Stored data is unreadable (a bug of ours, or a damaged store).
+    #[error("{0}")]
+    Corrupt(String),
+    /// One of the server's own values could not be encoded for the store (a
+    /// bug of ours, not the caller's).
+    #[error("encoding a value to store failed: {0}")]
+    Encode(serde_json::Error),
     /// A background task panicked (a bug of ours, not the caller's).
     #[error("a background task failed: {0}")]
     Crashed(String),
@@ -134,8 +144,7 @@ impl Service {
     ) -> Result<TenantKeys, ServiceError> {
         let (keys, records) = new_keys(id);
         let _guard = self.writes.lock().await;
-        let json =
-            serde_json::to_string(&settings).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let json = serde_json::to_string(&settings).map_err(ServiceError::Encode)?;
         match self.store.create_tenant(id, &json, &records).await {
             Err(StoreError::Conflict) => {
                 return Err(ServiceError::Conflict(format!(
@@ -205,8 +214,7 @@ impl Service {
                 "stages must be non-empty names".into(),
             ));
         }
-        let json =
-            serde_json::to_string(&settings).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let json = serde_json::to_string(&settings).map_err(ServiceError::Encode)?;
         self.store.update_tenant_settings(tenant, &json).await?;
         self.registry.set_tenant(tenant.clone(), settings.clone());
         Ok(settings)
@@ -227,6 +235,9 @@ impl Service {
             fallback,
             activate,
         } = new;
+        self.engines
+            .check_size(&code)
+            .map_err(|e| ServiceError::TooLarge(e.to_string()))?;
         let bundle =
             Bundle::new(catalog, &fallback).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         if engine == EngineKind::Wasm {
@@ -253,8 +264,8 @@ impl Service {
                 .await
                 .map_err(|e| ServiceError::Crashed(e.to_string()))?;
         let program = program.map_err(|e| ServiceError::Invalid(compile_detail(engine, &e)))?;
-        let bundle_json = serde_json::to_string(&bundle.to_stored())
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let bundle_json =
+            serde_json::to_string(&bundle.to_stored()).map_err(ServiceError::Encode)?;
 
         let _guard = self.writes.lock().await;
         let version = self
@@ -324,8 +335,7 @@ impl Service {
             }
         }
         let variants = self.variants(tenant, &experiment).await?;
-        let json = serde_json::to_string(&experiment.spec)
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let json = serde_json::to_string(&experiment.spec).map_err(ServiceError::Encode)?;
         match self
             .store
             .create_experiment(tenant, &experiment.id, &json)
@@ -444,8 +454,9 @@ impl Service {
     /// Serves a stored running experiment.
     async fn resume_experiment(&self, stored: &StoredExperiment) -> Result<(), ServiceError> {
         let spec: ExperimentSpec = serde_json::from_str(&stored.spec_json)
-            .map_err(|e| ServiceError::Invalid(format!("stored experiment is unreadable: {e}")))?;
-        let experiment = Experiment::new(spec).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            .map_err(|e| ServiceError::Corrupt(format!("stored experiment is unreadable: {e}")))?;
+        let experiment = Experiment::new(spec)
+            .map_err(|e| ServiceError::Corrupt(format!("stored experiment is invalid: {e}")))?;
         let variants = self.variants(&stored.tenant, &experiment).await?;
         self.registry.start_experiment(
             &stored.tenant,
@@ -465,8 +476,9 @@ impl Service {
                 ServiceError::NotFound(format!("no experiment {:?}", id.as_str()))
             })?;
         let spec: ExperimentSpec = serde_json::from_str(&stored.spec_json)
-            .map_err(|e| ServiceError::Invalid(format!("stored experiment is unreadable: {e}")))?;
-        let point = Name::parse(&spec.point).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+            .map_err(|e| ServiceError::Corrupt(format!("stored experiment is unreadable: {e}")))?;
+        let point = Name::parse(&spec.point)
+            .map_err(|e| ServiceError::Corrupt(format!("stored experiment is invalid: {e}")))?;
         self.store.stop_experiment(tenant, id).await?;
         self.registry.stop_experiment(tenant, &point, id);
         Ok(())

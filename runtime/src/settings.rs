@@ -86,28 +86,6 @@ pub enum SettingsError {
 }
 
 impl Settings {
-    /// Settings for tests and embedding: defaults, listening on `listen`, storing in `data`.
-    pub fn new(listen: SocketAddr, data: PathBuf) -> Self {
-        Self {
-            listen,
-            data,
-            postgres: None,
-            redis: None,
-            redis_prefix: "moment".to_owned(),
-            demo: false,
-            root_token: None,
-            policy_deadline_ms: 20,
-            rhai_max_operations: 1_000_000,
-            wasm_fuel: 100_000_000,
-            wasm_memory_bytes: 16 * 1024 * 1024,
-            max_body_bytes: 1024 * 1024,
-            max_code_bytes: 4 * 1024 * 1024,
-            profile_cache_customers: NonZeroUsize::MIN.saturating_add(99_999),
-            recent_decisions: NonZeroUsize::MIN.saturating_add(99_999),
-            policy_cache_versions: NonZeroUsize::MIN.saturating_add(4095),
-        }
-    }
-
     /// Checks the settings make sense together.
     pub fn validate(&self) -> Result<(), SettingsError> {
         if self

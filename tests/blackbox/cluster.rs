@@ -353,9 +353,10 @@ async fn decide_answers_without_redis_and_recovers_when_it_returns() {
         &json!({"attributes": {"tier": "gold"}}),
     );
     let refused = expect(patch.send().await.unwrap(), StatusCode::SERVICE_UNAVAILABLE).await;
-    assert!(
-        refused["detail"].as_str().unwrap().contains("Redis"),
-        "{refused}"
+    // The backend is named; its own error text stays in the server's log.
+    assert_eq!(
+        refused["detail"],
+        "cannot reach Redis now; nothing was changed, retry shortly"
     );
 
     // Redis comes up: the replica reconnects by itself.
@@ -510,9 +511,9 @@ async fn decide_serves_from_memory_while_postgres_is_down_and_nothing_acknowledg
         StatusCode::SERVICE_UNAVAILABLE,
     )
     .await;
-    assert!(
-        refused["detail"].as_str().unwrap().contains("PostgreSQL"),
-        "{refused}"
+    assert_eq!(
+        refused["detail"],
+        "cannot reach PostgreSQL now; nothing was changed, retry shortly"
     );
     let outcome = json!({"decision_id": made[0]["decision_id"], "action_id": ids(&made[0])[0], "type": "click"});
     let res = a

@@ -338,3 +338,41 @@ async fn targeting_validation_exclusivity_and_roles() {
     .await;
     assert_eq!(list.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_damaged_stored_experiment_is_a_logged_500_not_a_dropped_connection() {
+    let server = Server::start();
+    let keys = server.tenant("acme").await;
+    two_versions(&server, &keys, "hero").await;
+    expect(
+        server
+            .post(
+                "/v1/experiments",
+                &keys.editor,
+                &experiment("broken", "hero"),
+            )
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    // A stored definition without variants, as a damaged or hand-edited
+    // store might hold; the server starts and serves without it.
+    let mut spec = experiment("broken", "hero");
+    spec["variants"] = json!([]);
+    let server = server.kill_and_restart_with(&[], |stored| {
+        let sql = format!("UPDATE experiments SET spec = '{spec}' WHERE id = 'broken'");
+        assert_eq!(stored.execute(&sql, &sql), 1);
+    });
+    let answer = expect(
+        server
+            .get("/v1/experiments/broken/results", &keys.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::INTERNAL_SERVER_ERROR,
+    )
+    .await;
+    assert_eq!(answer["detail"], "the server failed; the error is logged");
+}

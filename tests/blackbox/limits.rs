@@ -5,7 +5,7 @@ use moment_policy_artifacts::{TELCO_RETENTION_BUNDLE, TELCO_RETENTION_WASM};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Keys, Server, expect};
+use crate::helpers::{BY_VALUE, Keys, Server, expect, rhai_bundle};
 
 /// About 30,000 Rhai operations.
 const BUSY: &str =
@@ -84,4 +84,48 @@ async fn a_tenants_limits_apply_to_it_alone() {
             "{problem}"
         );
     }
+}
+
+#[tokio::test]
+async fn code_over_the_operators_cap_is_refused_and_nothing_is_stored() {
+    let server = Server::start_with(&["--max-code-bytes", "65536"]);
+    let keys = server.tenant("acme").await;
+    // A valid script padded with a comment to one byte over the cap; the
+    // request body itself is well within the upload limit.
+    let mut source = BY_VALUE.to_owned();
+    source.push_str("//");
+    source.push_str(&"x".repeat(65536 - source.len()));
+    source.push('\n');
+    assert_eq!(source.len(), 65537);
+    let refused = expect(
+        server
+            .upload(&keys.editor, "hero", &rhai_bundle(&source))
+            .await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert_eq!(
+        refused["detail"],
+        "the code is 65537 bytes; at most 65536 are allowed (--max-code-bytes)"
+    );
+    let listed = expect(
+        server
+            .get("/v1/policies", &keys.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(listed, json!([]), "nothing stored");
+    // One byte less is taken.
+    source.truncate(65535);
+    source.push('\n');
+    expect(
+        server
+            .upload(&keys.editor, "hero", &rhai_bundle(&source))
+            .await,
+        StatusCode::CREATED,
+    )
+    .await;
 }

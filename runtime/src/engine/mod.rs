@@ -227,6 +227,10 @@ pub enum PolicyError {
     /// The output is larger than allowed.
     #[error("policy output is too large")]
     OutputTooLarge,
+    /// The host could not encode the policy's input (a bug of ours, not the
+    /// policy's).
+    #[error("encoding the policy's input failed: {0}")]
+    Encoding(String),
     /// The output is not a ranking.
     #[error("policy output is malformed: {0}")]
     BadOutput(String),
@@ -253,6 +257,7 @@ impl PolicyError {
             PolicyError::Trap(_) => "trap",
             PolicyError::InputTooLarge(_) => "input_too_large",
             PolicyError::OutputTooLarge => "output_too_large",
+            PolicyError::Encoding(_) => "input_encoding",
             PolicyError::BadOutput(_) => "bad_output",
             PolicyError::UnknownAction(_) => "unknown_action",
             PolicyError::Unloadable => "unloadable",
@@ -265,7 +270,7 @@ impl PolicyError {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum CompileError {
     /// The code is larger than [`Limits::max_code_bytes`].
-    #[error("code is {size} bytes; at most {limit} are allowed")]
+    #[error("the code is {size} bytes; at most {limit} are allowed (--max-code-bytes)")]
     TooLarge {
         /// Size of the upload.
         size: usize,

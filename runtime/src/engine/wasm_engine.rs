@@ -58,7 +58,8 @@ pub struct WasmModule {
 
 impl WasmModule {
     /// Whether two handles share one compilation (the content-hash cache hit).
-    pub fn same_compilation(&self, other: &WasmModule) -> bool {
+    #[cfg(test)]
+    pub(crate) fn same_compilation(&self, other: &WasmModule) -> bool {
         Module::same(self.pre.module(), other.pre.module())
     }
 }
@@ -139,7 +140,7 @@ pub fn encode_input(input: &PolicyInput<'_>) -> Result<Vec<u8>, PolicyError> {
         + 4096;
     let mut bytes = Vec::with_capacity(guess);
     serde_json::to_writer(&mut bytes, &document)
-        .map_err(|e| PolicyError::BadOutput(format!("input: {e}")))?;
+        .map_err(|e| PolicyError::Encoding(e.to_string()))?;
     Ok(bytes)
 }
 

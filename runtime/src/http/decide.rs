@@ -77,9 +77,9 @@ pub async fn decide(
             .await
         {
             Ok(profile) => (profile, None),
-            Err(StoreError::Unavailable(what)) => {
+            Err(error @ StoreError::Unavailable { .. }) => {
                 telemetry::profiles_unavailable();
-                tracing::warn!(tenant = %caller.tenant, %what, "profile store unavailable; deciding on the request alone");
+                tracing::warn!(tenant = %caller.tenant, %error, "profile store unavailable; deciding on the request alone");
                 (None, Some(tenant.settings.contact_rules_when_unavailable))
             }
             Err(error) => return Err(error.into()),
@@ -119,7 +119,7 @@ pub async fn decide(
                     continue;
                 }
                 // The store went away meanwhile: decide again without history.
-                Err(StoreError::Unavailable(_)) if attempt < MAX_ATTEMPTS => {
+                Err(StoreError::Unavailable { .. }) if attempt < MAX_ATTEMPTS => {
                     read = Read::Unavailable;
                     continue;
                 }
@@ -158,7 +158,10 @@ impl Read {
         match self {
             Read::Cached => profiles.get(tenant, customer).await,
             Read::Fresh => profiles.reload(tenant, customer).await,
-            Read::Unavailable => Err(StoreError::Unavailable("the profile store".into())),
+            Read::Unavailable => Err(StoreError::unavailable(
+                "the profile store",
+                "not reachable",
+            )),
         }
     }
 }

@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::decisions::Unflushed;
 use crate::service::ServiceError;
 use crate::store::StoreError;
 
@@ -71,12 +72,17 @@ impl ApiError {
     }
 
     /// 503: the store could not take the write; nothing changed, retrying later may work.
+    /// The detail names the backend only; its own error text is logged.
     pub fn unavailable(cause: StoreError) -> Self {
         tracing::warn!(error = %cause, "store unavailable");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("{cause}; nothing was changed, retry shortly"),
-        )
+        let detail = match cause {
+            StoreError::Unavailable { backend, .. } => {
+                format!("cannot reach {backend} now; nothing was changed, retry shortly")
+            }
+            _ => "the customer's profile kept changing; nothing was changed, retry shortly"
+                .to_owned(),
+        };
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
     }
 
     /// 500: logs `cause` and tells the caller nothing about it.
@@ -98,8 +104,20 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Invalid(detail) => ApiError::unprocessable(detail),
-            StoreError::Unavailable(_) | StoreError::Stale => ApiError::unavailable(err),
+            StoreError::Unavailable { .. } | StoreError::Stale => ApiError::unavailable(err),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<Unflushed> for ApiError {
+    fn from(err: Unflushed) -> Self {
+        match err {
+            Unflushed::HeldBack => ApiError::unavailable(StoreError::unavailable(
+                "the decision log's store",
+                "decisions are waiting to be written",
+            )),
+            Unflushed::WriterGone => ApiError::internal(err),
         }
     }
 }
@@ -110,9 +128,12 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(detail) => ApiError::conflict(detail),
             ServiceError::Invalid(detail) => ApiError::unprocessable(detail),
             ServiceError::NotFound(detail) => ApiError::not_found(detail),
+            ServiceError::TooLarge(detail) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, detail),
             ServiceError::Store(e) => e.into(),
             ServiceError::Load(e) => ApiError::internal(e),
             ServiceError::Crashed(e) => ApiError::internal(e),
+            ServiceError::Encode(e) => ApiError::internal(e),
+            ServiceError::Corrupt(e) => ApiError::internal(e),
         }
     }
 }

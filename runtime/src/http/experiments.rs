@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::json::ApiJson;
 use crate::decisions::DecisionLog;
 use crate::model::Name;
-use crate::model::experiment::ExperimentSpec;
+use crate::model::experiment::{Experiment, ExperimentSpec};
 use crate::service::Service;
 use crate::stats::{self, Counts};
 use crate::store::{Store, StoredExperiment};
@@ -172,8 +172,11 @@ pub async fn results(
     let stored = load(&*store, &caller.tenant, &id).await?;
     let spec: ExperimentSpec =
         serde_json::from_str(&stored.spec_json).map_err(ApiError::internal)?;
+    let spec = Experiment::new(spec)
+        .map_err(|e| ApiError::internal(format!("stored experiment {id}: {e}")))?
+        .spec;
     // Count every decision made so far, not only those the writer has reached.
-    decisions.flush().await;
+    decisions.flush().await?;
     let counts = store
         .experiment_counts(&caller.tenant, &id, spec.goal.as_str())
         .await?;

@@ -17,7 +17,6 @@ use crate::decisions::DecisionLog;
 use crate::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
-use crate::store::StoreError;
 use crate::telemetry;
 
 /// Most events in one batch.
@@ -128,11 +127,7 @@ pub async fn record(
     }
     // An accepted outcome must not outlive its decision: the decisions it
     // names may still be queued for the log, so write the queue first.
-    if !decisions.flush().await {
-        return Err(ApiError::unavailable(StoreError::Unavailable(
-            "the decision log's store (decisions are waiting to be written)".into(),
-        )));
-    }
+    decisions.flush().await?;
     let report = profiles.record(&caller.tenant, &events).await?;
     telemetry::outcomes(report.accepted, report.duplicates);
     Ok((

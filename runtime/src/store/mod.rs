@@ -37,12 +37,28 @@ pub enum StoreError {
     /// The database failed or returned something unreadable.
     #[error("storage backend failed: {0}")]
     Backend(String),
-    /// The database cannot be reached now; nothing was written. Retrying later may work.
-    #[error("cannot reach {0}")]
-    Unavailable(String),
+    /// A backend cannot be reached now; nothing was written. Retrying later
+    /// may work. `backend` names it to callers; `cause` is for the log only.
+    #[error("cannot reach {backend}: {cause}")]
+    Unavailable {
+        /// What cannot be reached, as callers may be told it ("PostgreSQL").
+        backend: &'static str,
+        /// The backend's own error, which may hold internal details.
+        cause: String,
+    },
     /// A conditional write found the profile changed since it was read; nothing was written.
     #[error("the profile changed while the decision was made")]
     Stale,
+}
+
+impl StoreError {
+    /// [`StoreError::Unavailable`] for `backend`, failing with `cause`.
+    pub fn unavailable(backend: &'static str, cause: impl std::fmt::Display) -> Self {
+        StoreError::Unavailable {
+            backend,
+            cause: cause.to_string(),
+        }
+    }
 }
 
 /// Something another replica changed in a shared store.

@@ -45,13 +45,13 @@ fn error(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
         sqlx::Error::Database(db) if db.code().is_some_and(|c| server_going_away(&c)) => {
-            StoreError::Unavailable(format!("PostgreSQL: {db}"))
+            StoreError::unavailable("PostgreSQL", db)
         }
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::PoolTimedOut
         | sqlx::Error::PoolClosed
-        | sqlx::Error::Protocol(_) => StoreError::Unavailable(format!("PostgreSQL: {e}")),
+        | sqlx::Error::Protocol(_) => StoreError::unavailable("PostgreSQL", e),
         other => StoreError::Backend(format!("PostgreSQL: {other}")),
     }
 }

@@ -56,7 +56,7 @@ pub struct Redis {
 }
 
 fn unavailable(e: &redis::RedisError) -> StoreError {
-    StoreError::Unavailable(format!("Redis: {e}"))
+    StoreError::unavailable("Redis", e)
 }
 
 fn command_error(e: redis::RedisError) -> StoreError {
@@ -105,7 +105,7 @@ impl Redis {
                 .unwrap_or_else(PoisonError::into_inner)
         };
         if failed_at().is_some_and(|at| at.elapsed() < RECONNECT_EVERY) {
-            return Err(StoreError::Unavailable("Redis: not connected".into()));
+            return Err(StoreError::unavailable("Redis", "not connected"));
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
@@ -115,7 +115,7 @@ impl Redis {
         let error = match tokio::time::timeout(TIMEOUT * 2, connect).await {
             Ok(Ok(conn)) => return Ok(conn),
             Ok(Err(e)) => unavailable(&e),
-            Err(_) => StoreError::Unavailable("Redis: connecting timed out".into()),
+            Err(_) => StoreError::unavailable("Redis", "connecting timed out"),
         };
         *failed_at() = Some(Instant::now());
         Err(error)
@@ -129,7 +129,7 @@ impl Redis {
     ) -> Result<T, StoreError> {
         match tokio::time::timeout(TIMEOUT, command).await {
             Ok(result) => result.map_err(command_error),
-            Err(_) => Err(StoreError::Unavailable("Redis: no answer in time".into())),
+            Err(_) => Err(StoreError::unavailable("Redis", "no answer in time")),
         }
     }
 
@@ -177,9 +177,12 @@ impl Redis {
                 return Ok(profile);
             }
         }
-        Err(StoreError::Unavailable(format!(
-            "Redis: the profile of {customer:?} kept changing ({MAX_ATTEMPTS} writes lost the race)"
-        )))
+        Err(StoreError::unavailable(
+            "Redis",
+            format!(
+                "the profile of {customer:?} kept changing ({MAX_ATTEMPTS} writes lost the race)"
+            ),
+        ))
     }
 
     /// Stores `profile` with its revision bumped, if the stored revision is
