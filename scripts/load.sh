@@ -18,7 +18,7 @@ CANDIDATES=${CANDIDATES:-100}
 
 command -v wrk >/dev/null || apt-get install -y -qq wrk
 command -v oha >/dev/null || cargo install oha --locked
-cargo build --release -q -p moment-runtime --bin moment --example ceiling
+cargo build --release -q -p moment-server --bin moment --example ceiling
 
 source scripts/lib.sh
 moment=$(start_moment)

@@ -21,7 +21,7 @@ NOISY_RATE=${NOISY_RATE:-400}
 CANDIDATES=${CANDIDATES:-100}
 
 command -v oha >/dev/null || cargo install oha --locked
-cargo build --release -q -p moment-runtime --bin moment
+cargo build --release -q -p moment-server --bin moment
 
 source scripts/lib.sh
 moment=$(start_moment)

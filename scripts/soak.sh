@@ -17,7 +17,7 @@ CONNECTIONS=${CONNECTIONS:-16}
 CANDIDATES=${CANDIDATES:-100}
 
 command -v wrk >/dev/null || apt-get install -y -qq wrk
-cargo build --release -q -p moment-runtime --bin moment
+cargo build --release -q -p moment-server --bin moment
 
 source scripts/lib.sh
 moment=$(start_moment)

@@ -17,7 +17,7 @@ DURATION=${DURATION:-20s}
 CONNECTIONS=${CONNECTIONS:-32}
 
 command -v wrk >/dev/null || apt-get install -y -qq wrk
-cargo build --release -q -p moment-runtime --bin moment
+cargo build --release -q -p moment-server --bin moment
 
 source scripts/lib.sh
 moment=$(start_moment)

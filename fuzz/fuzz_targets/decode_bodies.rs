@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use moment_runtime::model::policy::Bundle;
-use moment_runtime::pipeline::DecideRequest;
-use moment_runtime::service::PolicyUpload;
+use moment_core::model::policy::Bundle;
+use moment_core::pipeline::DecideRequest;
+use moment_server::service::PolicyUpload;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(request) = serde_json::from_slice::<DecideRequest>(data) {

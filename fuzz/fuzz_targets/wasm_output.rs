@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use moment_runtime::engine::wasm_engine::decode_output;
-use moment_runtime::model::policy::{Action, Bundle};
-use moment_runtime::pipeline::rank;
+use moment_engines::wasm_engine::decode_output;
+use moment_core::model::policy::{Action, Bundle};
+use moment_core::pipeline::rank;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(scored) = decode_output(data) else {

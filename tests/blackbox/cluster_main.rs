@@ -5,7 +5,7 @@
 //!
 //! Compiled only when `MOMENT_TEST_POSTGRES` (a URL of an existing
 //! database, used to create the fresh ones) and `MOMENT_TEST_REDIS` are set
-//! (see `runtime/build.rs`); `.ci/run` sets both.
+//! (see `runtime/server/build.rs`); `.ci/run` sets both.
 
 #![cfg(cluster_tests)]
 #![allow(clippy::unwrap_used, missing_docs)]

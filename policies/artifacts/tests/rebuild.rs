@@ -71,20 +71,34 @@ fn rustup(args: &[&str]) -> bool {
         .success()
 }
 
-/// Installs [`TOOLCHAIN`] with the wasm32 target, or only the target.
+/// Installs [`TOOLCHAIN`] with the wasm32 target when it is missing, or only
+/// the target. An installed toolchain is never reinstalled: that would pull
+/// its compiler from under builds running beside this test.
 fn ensure_toolchain() {
+    let installed = Command::new("rustup")
+        .args(["run", TOOLCHAIN, "rustc", "--version"])
+        .output()
+        .expect("rustup is needed to rebuild the reference policies")
+        .status
+        .success();
+    if !installed {
+        let ok = rustup(&["toolchain", "install", TOOLCHAIN, "--profile", "minimal"])
+            && rustup(&["target", "add", "--toolchain", TOOLCHAIN, TARGET]);
+        assert!(ok, "cannot install Rust {TOOLCHAIN} with {TARGET}");
+        return;
+    }
     let probe = Command::new("rustup")
         .args(["run", TOOLCHAIN, "rustc", "--print", "target-libdir"])
         .args(["--target", TARGET])
         .output()
         .expect("rustup is needed to rebuild the reference policies");
     let libdir = PathBuf::from(String::from_utf8_lossy(&probe.stdout).trim());
-    if probe.status.success() && libdir.is_dir() {
-        return;
+    if !(probe.status.success() && libdir.is_dir()) {
+        assert!(
+            rustup(&["target", "add", "--toolchain", TOOLCHAIN, TARGET]),
+            "cannot add {TARGET} to Rust {TOOLCHAIN}"
+        );
     }
-    let installed = rustup(&["toolchain", "install", TOOLCHAIN, "--profile", "minimal"])
-        && rustup(&["target", "add", "--toolchain", TOOLCHAIN, TARGET]);
-    assert!(installed, "cannot install Rust {TOOLCHAIN} with {TARGET}");
 }
 
 /// Builds both policies into `target_dir` and answers where the modules are.

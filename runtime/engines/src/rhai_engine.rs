@@ -1,0 +1,341 @@
+//! Rhai policies: a script defining `fn decide(ctx)` that returns an array of
+//! `#{id, score}` maps.
+//!
+//! The engine is built once with every limit set (Rhai limits nothing unless
+//! told), no module resolver (no `import` from disk), no `eval`, and printing
+//! discarded. Scripts compile once per version.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use rhai::module_resolvers::DummyModuleResolver;
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
+
+use moment_core::call::{Limits, PolicyError, PolicyInput, Scored};
+
+use crate::CompileError;
+
+/// How many Rhai operations pass between two looks at the clock.
+const CLOCK_EVERY_OPS: u64 = 256;
+
+/// The budget of the Rhai call running on a thread.
+#[derive(Clone, Copy)]
+struct Budget {
+    deadline: Instant,
+    max_operations: u64,
+}
+
+/// Why the progress hook stopped a call.
+#[derive(Clone, Copy, PartialEq)]
+enum Stopped {
+    Deadline,
+    Operations,
+}
+
+thread_local! {
+    /// Budget of the Rhai call running on this thread, if any.
+    static BUDGET: Cell<Option<Budget>> = const { Cell::new(None) };
+    /// Set by the progress hook when it stops a call.
+    static STOPPED: Cell<Option<Stopped>> = const { Cell::new(None) };
+}
+
+/// A compiled script.
+pub struct Script {
+    ast: AST,
+}
+
+/// The shared, fully limited Rhai engine.
+pub struct RhaiEngine {
+    engine: Engine,
+}
+
+impl RhaiEngine {
+    /// Builds the engine with `limits`.
+    pub fn new(limits: &Limits) -> Self {
+        let mut engine = Engine::new();
+        engine
+            .set_max_operations(limits.rhai_max_operations)
+            .set_max_call_levels(32)
+            .set_max_expr_depths(64, 32)
+            .set_max_string_size(limits.rhai_max_data)
+            .set_max_array_size(limits.rhai_max_data)
+            .set_max_map_size(limits.rhai_max_data)
+            .set_max_variables(1024)
+            .set_max_functions(256)
+            .set_max_modules(0)
+            .set_module_resolver(DummyModuleResolver::new())
+            .disable_symbol("eval")
+            .disable_symbol("import")
+            .on_print(|_| {})
+            .on_debug(|_, _, _| {})
+            .on_progress(|ops| {
+                // The per-call budget (a tenant's may be tighter than the
+                // engine-wide ceiling) is looked at every 256 operations.
+                if ops % CLOCK_EVERY_OPS != 0 {
+                    return None;
+                }
+                let budget = BUDGET.with(Cell::get)?;
+                let stopped = if ops > budget.max_operations {
+                    Stopped::Operations
+                } else if Instant::now() >= budget.deadline {
+                    Stopped::Deadline
+                } else {
+                    return None;
+                };
+                STOPPED.with(|s| s.set(Some(stopped)));
+                Some(Dynamic::UNIT)
+            });
+        engine.register_fn("priority", priority);
+        Self { engine }
+    }
+
+    /// Compiles `source`, checking that it defines `decide(ctx)`.
+    pub fn compile(&self, source: &str) -> Result<Script, CompileError> {
+        let ast = self.engine.compile(source).map_err(|e| {
+            let pos = e.position();
+            CompileError::Syntax {
+                line: pos.line().unwrap_or(0),
+                column: pos.position().unwrap_or(0),
+                message: e.err_type().to_string(),
+            }
+        })?;
+        let has_decide = ast
+            .iter_functions()
+            .any(|f| f.name == "decide" && f.params.len() == 1);
+        if !has_decide {
+            return Err(CompileError::MissingDecide);
+        }
+        Ok(Script { ast })
+    }
+
+    /// Runs `script` on `input` under the deadline and budgets.
+    pub fn run(
+        &self,
+        script: &Script,
+        input: &PolicyInput<'_>,
+        limits: &Limits,
+    ) -> Result<Vec<Scored>, PolicyError> {
+        let ctx = rhai::serde::to_dynamic(input)
+            .map_err(|e| PolicyError::BadOutput(format!("input: {e}")))?;
+        let options = CallFnOptions::new().eval_ast(false).rewind_scope(false);
+        let mut scope = Scope::new();
+        let budget = Budget {
+            deadline: Instant::now() + limits.deadline,
+            max_operations: limits.rhai_max_operations,
+        };
+        BUDGET.with(|b| b.set(Some(budget)));
+        STOPPED.with(|s| s.set(None));
+        let result = self.engine.call_fn_with_options::<Dynamic>(
+            options,
+            &mut scope,
+            &script.ast,
+            "decide",
+            (ctx,),
+        );
+        BUDGET.with(|b| b.set(None));
+        let stopped = STOPPED.with(Cell::take);
+        result
+            .map_err(|e| classify(&e, stopped))
+            .and_then(decode_output)
+    }
+}
+
+/// `priority(propensity, value, weight)`: the Pega arbitration formula
+/// `propensity × value × weight`, for integers and floats alike.
+fn priority(
+    propensity: Dynamic,
+    value: Dynamic,
+    weight: Dynamic,
+) -> Result<rhai::FLOAT, Box<EvalAltResult>> {
+    let number = |d: Dynamic| {
+        d.as_float()
+            .or_else(|_| d.as_int().map(|n| n as rhai::FLOAT))
+            .map_err(|t| format!("priority() takes numbers, not {t}"))
+    };
+    Ok(number(propensity)? * number(value)? * number(weight)?)
+}
+
+/// Maps a Rhai error to the typed failure, looking through function-call wrappers.
+fn classify(err: &EvalAltResult, stopped: Option<Stopped>) -> PolicyError {
+    match err.unwrap_inner() {
+        EvalAltResult::ErrorTerminated(..) if stopped == Some(Stopped::Operations) => {
+            PolicyError::Fuel
+        }
+        EvalAltResult::ErrorTerminated(..) => PolicyError::Deadline,
+        EvalAltResult::ErrorTooManyOperations(..) => PolicyError::Fuel,
+        EvalAltResult::ErrorStackOverflow(..) => PolicyError::StackOverflow,
+        EvalAltResult::ErrorDataTooLarge(..) | EvalAltResult::ErrorTooManyVariables(..) => {
+            PolicyError::Memory
+        }
+        other => PolicyError::Trap(other.to_string()),
+    }
+}
+
+/// Reads the returned array of `#{id, score}` maps.
+fn decode_output(out: Dynamic) -> Result<Vec<Scored>, PolicyError> {
+    let items = out
+        .into_array()
+        .map_err(|t| PolicyError::BadOutput(format!("decide returned {t}, not an array")))?;
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let map = item
+                .try_cast::<rhai::Map>()
+                .ok_or_else(|| PolicyError::BadOutput(format!("item {i} is not a map")))?;
+            let id = map
+                .get("id")
+                .and_then(|v| v.clone().into_immutable_string().ok())
+                .ok_or_else(|| PolicyError::BadOutput(format!("item {i} has no string `id`")))?;
+            let score = map
+                .get("score")
+                .and_then(|v| {
+                    v.as_float()
+                        .ok()
+                        .or_else(|| v.as_int().ok().map(|n| n as f64))
+                })
+                .ok_or_else(|| {
+                    PolicyError::BadOutput(format!("item {i} has no numeric `score`"))
+                })?;
+            Ok(Scored {
+                id: id.to_string(),
+                score,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use serde_json::Map;
+
+    use moment_core::call::History;
+
+    use super::*;
+
+    fn run(source: &str, limits: Limits) -> Result<Vec<Scored>, PolicyError> {
+        let engine = RhaiEngine::new(&limits);
+        let script = engine.compile(source).unwrap();
+        let empty = Map::new();
+        let input = PolicyInput {
+            customer_id: "c-1",
+            stage: Some("at-risk"),
+            channel: None,
+            attributes: &empty,
+            context: &empty,
+            candidates: vec![],
+            history: History::new(None, &[]),
+            now_ms: 0,
+        };
+        engine.run(&script, &input, &limits)
+    }
+
+    #[test]
+    fn returns_scores_from_ints_and_floats() {
+        let out = run(
+            r#"fn decide(ctx) { [#{id: ctx.stage, score: 1}, #{id: "b", score: 0.5}] }"#,
+            Limits::default(),
+        );
+        assert_eq!(
+            out.unwrap(),
+            [
+                Scored {
+                    id: "at-risk".into(),
+                    score: 1.0
+                },
+                Scored {
+                    id: "b".into(),
+                    score: 0.5
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn priority_multiplies_ints_and_floats() {
+        let out = run(
+            r#"fn decide(ctx) { [#{id: "a", score: priority(0.5, 20, 2)}] }"#,
+            Limits::default(),
+        );
+        assert_eq!(out.unwrap()[0].score, 20.0);
+        let bad = run(
+            r#"fn decide(ctx) { [#{id: "a", score: priority("x", 1, 1)}] }"#,
+            Limits::default(),
+        );
+        assert!(matches!(bad, Err(PolicyError::Trap(_))));
+    }
+
+    #[test]
+    fn compile_errors_have_positions() {
+        let engine = RhaiEngine::new(&Limits::default());
+        let err = engine
+            .compile("fn decide(ctx) {\n  let x = ;\n}")
+            .err()
+            .unwrap();
+        assert!(
+            matches!(err, CompileError::Syntax { line: 2, .. }),
+            "{err:?}"
+        );
+        assert_eq!(
+            engine.compile("fn other(ctx) { [] }").err(),
+            Some(CompileError::MissingDecide)
+        );
+    }
+
+    #[test]
+    fn every_limit_is_typed() {
+        let budget = Limits {
+            rhai_max_operations: 10_000,
+            ..Limits::default()
+        };
+        assert_eq!(
+            run("fn decide(ctx) { loop {} }", budget).err(),
+            Some(PolicyError::Fuel)
+        );
+        let deadline = Limits {
+            rhai_max_operations: u64::MAX,
+            deadline: Duration::from_millis(5),
+            ..Limits::default()
+        };
+        assert_eq!(
+            run("fn decide(ctx) { loop {} }", deadline).err(),
+            Some(PolicyError::Deadline)
+        );
+        let recurse = "fn f(n) { f(n + 1) } fn decide(ctx) { f(0) }";
+        assert_eq!(
+            run(recurse, Limits::default()).err(),
+            Some(PolicyError::StackOverflow)
+        );
+        let double = r#"fn decide(ctx) { let s = "x"; loop { s += s; } }"#;
+        assert_eq!(
+            run(double, Limits::default()).err(),
+            Some(PolicyError::Memory)
+        );
+        assert!(matches!(
+            run(r#"fn decide(ctx) { throw "no" }"#, Limits::default()),
+            Err(PolicyError::Trap(_))
+        ));
+        assert!(matches!(
+            run("fn decide(ctx) { 42 }", Limits::default()),
+            Err(PolicyError::BadOutput(_))
+        ));
+        assert!(matches!(
+            run("fn decide(ctx) { [#{id: 1}] }", Limits::default()),
+            Err(PolicyError::BadOutput(_))
+        ));
+    }
+
+    #[test]
+    fn scripts_cannot_import_or_eval() {
+        let engine = RhaiEngine::new(&Limits::default());
+        assert!(
+            engine
+                .compile(r#"import "x" as y; fn decide(ctx) { [] }"#)
+                .is_err()
+        );
+        assert!(engine.compile(r#"fn decide(ctx) { eval("1") }"#).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! Start-up: open the store (embedded, or the cluster's PostgreSQL and
+//! Redis), load it into memory, bind, serve.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+
+use crate::decisions::DecisionLog;
+use crate::demo;
+use crate::http::auth::RootToken;
+use crate::http::{AppState, BodyLimits, router};
+use crate::profiles::Profiles;
+use crate::registry::Registry;
+use crate::replication;
+use crate::service::{Service, ServiceError};
+use crate::settings::{Settings, SettingsError};
+use moment_cluster::ClusterStore;
+use moment_core::model::KeyHash;
+use moment_engines::Engines;
+use moment_store::sqlite::SqliteStore;
+use moment_store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is invalid.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The store could not be opened or read.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The WebAssembly engine could not be configured.
+    #[error("wasm engine: {0:#}")]
+    Engine(moment_engines::SetupError),
+    /// The stored state could not be loaded, or the demo tenant set up.
+    #[error(transparent)]
+    Load(#[from] ServiceError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// A start-up task on the blocking pool panicked.
+    #[error("start-up task failed: {0}")]
+    Crashed(#[from] tokio::task::JoinError),
+}
+
+/// Runs file and SQLite work of the start-up on the blocking pool, off the
+/// async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(work).await
+}
+
+/// A bound, ready-to-serve server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    log_writer: tokio::task::JoinHandle<()>,
+    demo: Option<demo::DemoKeys>,
+}
+
+impl Application {
+    /// Opens the store under `settings.data`, loads it, seeds the demo tenant
+    /// if asked, and binds `settings.listen` (port 0 picks a free port).
+    pub async fn build(
+        settings: Settings,
+        metrics: Option<PrometheusHandle>,
+    ) -> Result<Self, StartError> {
+        settings.validate()?;
+        let store: Arc<dyn Store> = match (&settings.postgres, &settings.redis) {
+            (Some(postgres), Some(redis)) => {
+                Arc::new(ClusterStore::connect(postgres, redis, &settings.redis_prefix).await?)
+            }
+            _ => {
+                let data = settings.data.clone();
+                Arc::new(blocking(move || SqliteStore::open(&data)).await??)
+            }
+        };
+        let (limits, compiled) = (settings.limits(), settings.data.join("compiled"));
+        let engines = Arc::new(
+            blocking(move || Engines::with_compiled_dir(limits, compiled))
+                .await?
+                .map_err(StartError::Engine)?,
+        );
+        let registry = Arc::new(Registry::new(settings.policy_cache_versions));
+        let service = Arc::new(Service::new(
+            store.clone(),
+            registry.clone(),
+            engines.clone(),
+        ));
+        // Subscribe before loading, so no change made meanwhile is missed.
+        let changes = replication::subscribe(&*store);
+        service.sync(None).await?;
+        let demo = if settings.demo {
+            Some(demo::seed(&service, &registry).await?)
+        } else {
+            None
+        };
+
+        let profiles = Arc::new(Profiles::new(
+            store.clone(),
+            settings.profile_cache_customers,
+        ));
+        // Notices sent since the snapshot are queued in `changes`.
+        replication::start(changes, service.clone(), profiles.clone());
+        let (decisions, log_writer) = DecisionLog::start(store.clone(), settings.recent_decisions);
+        let state = AppState {
+            profiles,
+            decisions,
+            store,
+            registry,
+            engines,
+            service,
+            root: RootToken(settings.root_token.as_deref().map(KeyHash::of)),
+            metrics,
+        };
+        let limits = BodyLimits {
+            default_bytes: settings.max_body_bytes,
+            // base64 grows a module by 4/3; leave room for the catalog.
+            upload_bytes: settings.max_code_bytes / 3 * 4 + settings.max_body_bytes,
+        };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| StartError::Bind(settings.listen, e))?;
+        Ok(Self {
+            listener,
+            router: router(state, limits),
+            log_writer,
+            demo,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into())
+    }
+
+    /// The demo tenant's keys, when started with `--demo`.
+    pub fn demo_keys(&self) -> Option<&demo::DemoKeys> {
+        self.demo.as_ref()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests and
+    /// flushes the decision log.
+    pub async fn run(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        // The router, and with it every handle to the log, is gone: the writer
+        // drains what is queued and ends.
+        if let Err(error) = self.log_writer.await {
+            tracing::error!(%error, "decision log writer failed");
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutting down: draining in-flight requests");
+}

@@ -1,0 +1,186 @@
+//! Who is calling: the bearer key's tenant and role, or the operator's root token.
+//!
+//! **Every handler takes a role-typed caller** ([`Decider`], [`Editor`],
+//! [`Admin`]) or [`Root`]; the role is checked from the headers alone, before
+//! any body is read. Resources are always looked up under the caller's own
+//! tenant, so another tenant's resources answer 404 exactly as missing ones do.
+
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use super::error::ApiError;
+use crate::registry::Registry;
+use moment_core::model::{KeyHash, Name, Role};
+
+/// A caller authenticated by a tenant key.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Id of the key used (for audit trails).
+    pub key_id: String,
+    /// The key's tenant.
+    pub tenant: Name,
+    /// The key's role.
+    pub role: Role,
+}
+
+impl Caller {
+    /// Refuses with 403 unless the key's role is at least `needed`.
+    pub fn require(&self, needed: Role) -> Result<(), ApiError> {
+        if self.role >= needed {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "this route needs a key with the {needed} role; this key has the {} role",
+                self.role
+            )))
+        }
+    }
+}
+
+/// Refuses a browser call from an origin the tenant has not allowed.
+pub fn check_origin(
+    headers: &axum::http::HeaderMap,
+    settings: &crate::registry::TenantSettings,
+) -> Result<(), ApiError> {
+    let origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|o| o.to_str().ok());
+    match origin {
+        Some(origin) if !settings.allows_origin(origin) => Err(ApiError::forbidden(format!(
+            "origin {origin:?} is not among this tenant's allowed CORS origins"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A role an [`Authorized`] caller must have at least.
+pub trait NeedsRole {
+    /// The least role accepted.
+    const ROLE: Role;
+}
+
+/// Marker: the `decide` role (publishable keys and up).
+pub enum DecideRole {}
+/// Marker: the `editor` role.
+pub enum EditorRole {}
+/// Marker: the `admin` role.
+pub enum AdminRole {}
+
+impl NeedsRole for DecideRole {
+    const ROLE: Role = Role::Decide;
+}
+impl NeedsRole for EditorRole {
+    const ROLE: Role = Role::Editor;
+}
+impl NeedsRole for AdminRole {
+    const ROLE: Role = Role::Admin;
+}
+
+/// A caller whose key has at least role `R`, checked from the headers alone,
+/// so a key without the role gets its 403 before any body is read.
+pub struct Authorized<R: NeedsRole> {
+    caller: Caller,
+    role: PhantomData<R>,
+}
+
+/// A caller allowed to decide and report outcomes.
+pub type Decider = Authorized<DecideRole>;
+/// A caller allowed to manage policies, customers and experiments.
+pub type Editor = Authorized<EditorRole>;
+/// A caller allowed to manage keys and tenant settings.
+pub type Admin = Authorized<AdminRole>;
+
+impl<R: NeedsRole> Deref for Authorized<R> {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl<S, R> FromRequestParts<S> for Authorized<R>
+where
+    Arc<Registry>: FromRef<S>,
+    S: Send + Sync,
+    R: NeedsRole,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require(R::ROLE)?;
+        Ok(Self {
+            caller,
+            role: PhantomData,
+        })
+    }
+}
+
+/// The operator's root token, hashed; `None` when `MOMENT_ROOT_TOKEN` is unset.
+#[derive(Clone, Copy, Debug)]
+pub struct RootToken(pub Option<KeyHash>);
+
+/// A caller authenticated by the root token.
+#[derive(Debug)]
+pub struct Root;
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let missing = || ApiError::unauthorized("send an API key as `Authorization: Bearer <key>`");
+    let value = parts.headers.get(AUTHORIZATION).ok_or_else(missing)?;
+    let value = value.to_str().map_err(|_| missing())?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(missing)
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    Arc<Registry>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        let registry = Arc::<Registry>::from_ref(state);
+        let key = registry
+            .key(&KeyHash::of(token))
+            .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+        Ok(Caller {
+            key_id: key.id.clone(),
+            tenant: key.tenant.clone(),
+            role: key.role,
+        })
+    }
+}
+
+impl<S> FromRequestParts<S> for Root
+where
+    RootToken: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let RootToken(root) = RootToken::from_ref(state);
+        let Some(root) = root else {
+            return Err(ApiError::unauthorized(
+                "tenant creation is disabled: start the server with MOMENT_ROOT_TOKEN set",
+            ));
+        };
+        if KeyHash::of(bearer(parts)?) == root {
+            Ok(Root)
+        } else {
+            Err(ApiError::unauthorized(
+                "this route needs the operator's root token",
+            ))
+        }
+    }
+}

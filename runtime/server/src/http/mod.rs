@@ -1,0 +1,149 @@
+//! The HTTP edge: routing, auth, JSON in and problem+json out.
+//!
+//! **Only this module knows HTTP.** Handlers authorise, parse, and call the
+//! [`Service`](crate::service::Service) or the [`pipeline`](crate::pipeline).
+
+pub mod auth;
+pub mod customers;
+pub mod decide;
+pub mod error;
+pub mod experiments;
+pub mod json;
+pub mod keys;
+pub mod openapi;
+pub mod ops;
+pub mod outcomes;
+pub mod policies;
+pub mod tenants;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request};
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use self::auth::RootToken;
+use self::error::ApiError;
+use crate::decisions::DecisionLog;
+use crate::profiles::Profiles;
+use crate::registry::Registry;
+use crate::service::Service;
+use crate::telemetry;
+use moment_engines::Engines;
+use moment_store::Store;
+
+/// Everything the handlers share; each handler extracts only its slice.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Durable storage (read routes; writes go through `service`).
+    pub store: Arc<dyn Store>,
+    /// In-memory keys, settings and live policies.
+    pub registry: Arc<Registry>,
+    /// Policy engines.
+    pub engines: Arc<Engines>,
+    /// Tenant and policy writes.
+    pub service: Arc<Service>,
+    /// Customer profiles, cached.
+    pub profiles: Arc<Profiles>,
+    /// The decision log.
+    pub decisions: Arc<DecisionLog>,
+    /// The operator's root token.
+    pub root: RootToken,
+    /// Renders `/metrics`, when the binary installed a recorder.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// Body size limits per route.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyLimits {
+    /// Every route but policy uploads.
+    pub default_bytes: usize,
+    /// Policy uploads (a base64 module plus catalog).
+    pub upload_bytes: usize,
+}
+
+/// Builds the router over `state`.
+pub fn router(state: AppState, limits: BodyLimits) -> Router {
+    // Browsers call decide and outcomes straight from pages with the
+    // publishable key; the tenant's own origin list is checked in the handler.
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(3600));
+    let browser = Router::new()
+        .route("/v1/decide", post(decide::decide))
+        .route("/v1/outcomes", post(outcomes::record))
+        .layer(cors);
+    let uploads = Router::new()
+        .route("/v1/policies/{name}/versions", post(policies::upload))
+        .layer(DefaultBodyLimit::max(limits.upload_bytes));
+
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/v1/tenants", post(tenants::create))
+        .route("/v1/tenant", axum::routing::patch(tenants::update))
+        .route("/v1/policies", get(policies::list))
+        .route("/v1/policies/{name}", get(policies::show))
+        .route("/v1/policies/{name}/activate", post(policies::activate))
+        .route(
+            "/v1/customers/{id}",
+            get(customers::show).patch(customers::patch),
+        )
+        .route("/v1/keys", get(keys::list).post(keys::issue))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
+        .route(
+            "/v1/experiments",
+            get(experiments::list).post(experiments::create),
+        )
+        .route("/v1/experiments/{id}", get(experiments::show))
+        .route("/v1/experiments/{id}/stop", post(experiments::stop))
+        .route("/v1/experiments/{id}/results", get(experiments::results))
+        .merge(browser)
+        .merge(uploads)
+        .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
+        .layer(DefaultBodyLimit::max(limits.default_bytes))
+        .layer(middleware::from_fn(track))
+        .with_state(state)
+}
+
+async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().clone();
+    let started = Instant::now();
+    let mut response = next.run(request).await;
+    // axum answers a known path with the wrong method with an empty 405;
+    // give it a problem body like every other error (the Allow header stays).
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        response = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this route does not take that method; see /openapi.json",
+        )
+        .into_response();
+        if let Some(allow) = allow {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
+    telemetry::http(
+        route,
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}

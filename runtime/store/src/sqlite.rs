@@ -1,0 +1,975 @@
+//! The embedded store: one SQLite database in WAL mode under `--data`.
+//!
+//! Every write is one transaction, committed before the caller is answered,
+//! so an acknowledged write survives `kill -9` of the process. Calls run on
+//! tokio's blocking pool so they never stall a worker.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use serde_json::{Map, Value};
+
+use crate::{
+    DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion, PolicyEvent,
+    PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment,
+    StoredVersion, VariantCounts, VersionInfo, stored_decision, stored_engine, stored_key,
+    stored_name, stored_role,
+};
+use moment_core::model::Name;
+use moment_core::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
+use moment_core::model::profile::Profile;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tenants (
+    id TEXT PRIMARY KEY,
+    settings TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL REFERENCES tenants(id),
+    role TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS policy_versions (
+    tenant TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    engine TEXT NOT NULL,
+    code BLOB NOT NULL,
+    bundle TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    PRIMARY KEY (tenant, name, version)
+);
+CREATE TABLE IF NOT EXISTS live_versions (
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name),
+    FOREIGN KEY (tenant, name, version) REFERENCES policy_versions(tenant, name, version)
+);
+CREATE TABLE IF NOT EXISTS profiles (
+    tenant TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, customer)
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    point TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    customer TEXT NOT NULL,
+    actions TEXT NOT NULL,
+    fallback INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    experiment TEXT,
+    variant TEXT
+);
+CREATE TABLE IF NOT EXISTS experiments (
+    tenant TEXT NOT NULL,
+    id TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    running INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    stopped_at INTEGER,
+    PRIMARY KEY (tenant, id)
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    tenant TEXT NOT NULL,
+    dedup_key TEXT NOT NULL,
+    decision_id TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    action_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    value REAL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, dedup_key)
+);
+CREATE TABLE IF NOT EXISTS policy_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    event TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_experiment ON decisions (tenant, experiment, variant);
+CREATE INDEX IF NOT EXISTS outcomes_by_decision ON outcomes (tenant, decision_id);
+";
+
+/// SQLite-backed [`Store`].
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in directory `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        let conn = Connection::open(dir.join("moment.sqlite3")).map_err(backend)?;
+        // WAL with synchronous=NORMAL: a committed transaction is in the WAL file
+        // before commit returns, so it survives the process being killed.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(backend)?;
+        conn.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Backend("connection mutex poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            StoreError::Conflict
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+fn now_ms() -> i64 {
+    moment_core::clock::now_ms() as i64
+}
+
+fn record_event(
+    tx: &Transaction<'_>,
+    tenant: &Name,
+    policy: &Name,
+    version: u32,
+    event: &str,
+    actor: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO policy_events (tenant, name, version, event, at, actor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![tenant.as_str(), policy.as_str(), version, event, now_ms(), actor],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+fn read_profile(
+    tx: &Connection,
+    tenant: &Name,
+    customer: &str,
+) -> Result<Option<Profile>, StoreError> {
+    let doc: Option<String> = tx
+        .query_row(
+            "SELECT doc FROM profiles WHERE tenant = ?1 AND customer = ?2",
+            params![tenant.as_str(), customer],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    doc.map(|d| {
+        serde_json::from_str(&d)
+            .map_err(|e| StoreError::Backend(format!("profile of {customer:?} is unreadable: {e}")))
+    })
+    .transpose()
+}
+
+fn write_profile(
+    tx: &Connection,
+    tenant: &Name,
+    customer: &str,
+    profile: &mut Profile,
+) -> Result<(), StoreError> {
+    profile.revision += 1;
+    let doc = serde_json::to_string(profile).map_err(|e| StoreError::Backend(e.to_string()))?;
+    tx.execute(
+        "INSERT INTO profiles (tenant, customer, doc, updated_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tenant, customer) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at",
+        params![tenant.as_str(), customer, doc, now_ms()],
+    )
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Experiments, optionally of one tenant, with one id, or running only.
+fn read_experiments(
+    conn: &Connection,
+    tenant: Option<&Name>,
+    id: Option<&Name>,
+    running_only: bool,
+) -> Result<Vec<StoredExperiment>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT tenant, spec, running, created_at, stopped_at FROM experiments
+             WHERE (?1 IS NULL OR tenant = ?1) AND (?2 IS NULL OR id = ?2) AND (?3 = 0 OR running = 1)
+             ORDER BY created_at, id",
+        )
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map(
+            params![tenant.map(Name::as_str), id.map(Name::as_str), running_only],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            },
+        )
+        .map_err(backend)?;
+    rows.map(|row| {
+        let (tenant, spec_json, running, created_at_ms, stopped_at_ms) = row.map_err(backend)?;
+        Ok(StoredExperiment {
+            tenant: stored_name(tenant)?,
+            spec_json,
+            running,
+            created_at_ms,
+            stopped_at_ms,
+        })
+    })
+    .collect()
+}
+
+fn insert_keys(tx: &Transaction<'_>, keys: &[KeyRecord]) -> Result<(), StoreError> {
+    for key in keys {
+        tx.execute(
+            "INSERT INTO keys (id, tenant, role, hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                key.id,
+                key.tenant.as_str(),
+                key.role.as_str(),
+                key.hash.to_hex(),
+                now_ms()
+            ],
+        )
+        .map_err(backend)?;
+    }
+    Ok(())
+}
+
+fn set_live(
+    tx: &Transaction<'_>,
+    tenant: &Name,
+    policy: &Name,
+    version: u32,
+    actor: &str,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO live_versions (tenant, name, version) VALUES (?1, ?2, ?3)
+         ON CONFLICT (tenant, name) DO UPDATE SET version = excluded.version",
+        params![tenant.as_str(), policy.as_str(), version],
+    )
+    .map_err(backend)?;
+    record_event(tx, tenant, policy, version, "activated", actor)
+}
+
+fn read_version(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, u32, String, Vec<u8>, String)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn to_stored(
+    raw: (String, String, u32, String, Vec<u8>, String),
+) -> Result<StoredVersion, StoreError> {
+    let (tenant, policy, version, eng, code, bundle_json) = raw;
+    Ok(StoredVersion {
+        tenant: stored_name(tenant)?,
+        name: stored_name(policy)?,
+        version,
+        engine: stored_engine(&eng)?,
+        code,
+        bundle_json,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn snapshot(&self, tenant: Option<&Name>) -> Result<Snapshot, StoreError> {
+        let only = tenant.map(|t| t.as_str().to_owned());
+        self.with(move |conn| {
+            let mut snap = Snapshot::default();
+            let mut stmt = conn
+                .prepare("SELECT id, settings FROM tenants WHERE ?1 IS NULL OR id = ?1")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([&only], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(backend)?;
+            for row in rows {
+                let (id, settings) = row.map_err(backend)?;
+                snap.tenants.push((stored_name(id)?, settings));
+            }
+            let mut stmt = conn
+                .prepare(
+                    "SELECT id, tenant, role, hash FROM keys
+                     WHERE revoked_at IS NULL AND (?1 IS NULL OR tenant = ?1)",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([&only], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (id, tenant, role, hash) = row.map_err(backend)?;
+                snap.keys.push(stored_key(id, tenant, &role, &hash)?);
+            }
+            let mut stmt = conn
+                .prepare("SELECT tenant, name, version FROM live_versions WHERE ?1 IS NULL OR tenant = ?1")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map([&only], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (tenant, policy, version) = row.map_err(backend)?;
+                snap.live.push(LivePointer {
+                    tenant: stored_name(tenant)?,
+                    name: stored_name(policy)?,
+                    version,
+                });
+            }
+            let tenant = only.map(stored_name).transpose()?;
+            snap.experiments = read_experiments(conn, tenant.as_ref(), None, true)?;
+            Ok(snap)
+        })
+        .await
+    }
+
+    async fn create_tenant(
+        &self,
+        tenant: &Name,
+        settings_json: &str,
+        keys: &[KeyRecord],
+    ) -> Result<(), StoreError> {
+        let (tenant, settings, keys) = (tenant.clone(), settings_json.to_owned(), keys.to_vec());
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            tx.execute(
+                "INSERT INTO tenants (id, settings, created_at) VALUES (?1, ?2, ?3)",
+                params![tenant.as_str(), settings, now_ms()],
+            )
+            .map_err(backend)?;
+            insert_keys(&tx, &keys)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn add_keys(&self, keys: &[KeyRecord]) -> Result<(), StoreError> {
+        let keys = keys.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            insert_keys(&tx, &keys)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn keys(&self, tenant: &Name) -> Result<Vec<KeyListing>, StoreError> {
+        let tenant = tenant.clone();
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, role, created_at, revoked_at FROM keys WHERE tenant = ?1 ORDER BY created_at, id")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![tenant.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+                })
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (id, role, created_at_ms, revoked_at_ms) = row.map_err(backend)?;
+                let role = stored_role(&id, &role)?;
+                Ok(KeyListing { id, role, created_at_ms, revoked_at_ms })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn revoke_key(&self, tenant: &Name, id: &str) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.with(move |conn| {
+            let changed = conn
+                .execute(
+                    "UPDATE keys SET revoked_at = ?3 WHERE tenant = ?1 AND id = ?2 AND revoked_at IS NULL",
+                    params![tenant.as_str(), id, now_ms()],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn missing(&self) -> Vec<String> {
+        match self
+            .with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(backend))
+            .await
+        {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![format!("the embedded database: {e}")],
+        }
+    }
+
+    async fn update_tenant_settings(
+        &self,
+        tenant: &Name,
+        settings_json: &str,
+    ) -> Result<(), StoreError> {
+        let (tenant, settings) = (tenant.clone(), settings_json.to_owned());
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE tenants SET settings = ?2 WHERE id = ?1",
+                params![tenant.as_str(), settings],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_version(&self, v: NewVersion) -> Result<u32, StoreError> {
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let version: u32 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM policy_versions WHERE tenant = ?1 AND name = ?2",
+                    params![v.tenant.as_str(), v.name.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO policy_versions (tenant, name, version, engine, code, bundle, created_at, created_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    v.tenant.as_str(),
+                    v.name.as_str(),
+                    version,
+                    v.engine.as_str(),
+                    v.code,
+                    v.bundle_json,
+                    now_ms(),
+                    v.actor
+                ],
+            )
+            .map_err(backend)?;
+            record_event(&tx, &v.tenant, &v.name, version, "uploaded", &v.actor)?;
+            if v.activate {
+                set_live(&tx, &v.tenant, &v.name, version, &v.actor)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn version(
+        &self,
+        tenant: &Name,
+        policy: &Name,
+        version: u32,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        let (tenant, policy) = (tenant.clone(), policy.clone());
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT tenant, name, version, engine, code, bundle FROM policy_versions
+                 WHERE tenant = ?1 AND name = ?2 AND version = ?3",
+                params![tenant.as_str(), policy.as_str(), version],
+                read_version,
+            )
+            .optional()
+            .map_err(backend)?
+            .map(to_stored)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn activate(
+        &self,
+        tenant: &Name,
+        policy: &Name,
+        version: u32,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let (tenant, policy, actor) = (tenant.clone(), policy.clone(), actor.to_owned());
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            set_live(&tx, &tenant, &policy, version, &actor)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn policies(&self, tenant: &Name) -> Result<Vec<PolicySummary>, StoreError> {
+        let tenant = tenant.clone();
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT v.name, MAX(v.version), l.version FROM policy_versions v
+                     LEFT JOIN live_versions l ON l.tenant = v.tenant AND l.name = v.name
+                     WHERE v.tenant = ?1 GROUP BY v.name ORDER BY v.name",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![tenant.as_str()], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, u32>(1)?,
+                        r.get::<_, Option<u32>>(2)?,
+                    ))
+                })
+                .map_err(backend)?;
+            rows.map(|row| {
+                let (n, latest, live) = row.map_err(backend)?;
+                Ok(PolicySummary {
+                    name: stored_name(n)?,
+                    live,
+                    latest,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn profile(&self, tenant: &Name, customer: &str) -> Result<Option<Profile>, StoreError> {
+        let (tenant, customer) = (tenant.clone(), customer.to_owned());
+        self.with(move |conn| read_profile(conn, &tenant, &customer))
+            .await
+    }
+
+    async fn patch_profile(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        attributes: Map<String, Value>,
+        stage: Option<String>,
+    ) -> Result<Profile, StoreError> {
+        let (tenant, customer) = (tenant.clone(), customer.to_owned());
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let mut profile = read_profile(&tx, &tenant, &customer)?.unwrap_or_default();
+            profile
+                .merge(attributes, stage)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            write_profile(&tx, &tenant, &customer, &mut profile)?;
+            tx.commit().map_err(backend)?;
+            Ok(profile)
+        })
+        .await
+    }
+
+    async fn record_outcomes(
+        &self,
+        tenant: &Name,
+        events: &[OutcomeEvent],
+    ) -> Result<RecordedOutcomes, StoreError> {
+        let (tenant, events) = (tenant.clone(), events.to_vec());
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let mut report = RecordedOutcomes::default();
+            let mut profiles: Vec<(String, Profile)> = Vec::new();
+            for e in &events {
+                let inserted = tx
+                    .execute(
+                        "INSERT OR IGNORE INTO outcomes (tenant, dedup_key, decision_id, customer, action_id, type, value, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![
+                            tenant.as_str(), e.dedup_key, e.decision_id, e.customer_id, e.action_id,
+                            e.kind.as_str(), e.value, e.at_ms as i64
+                        ],
+                    )
+                    .map_err(backend)?;
+                if inserted == 0 {
+                    report.duplicates += 1;
+                    continue;
+                }
+                report.accepted += 1;
+                let at = match profiles.iter().position(|(c, _)| c == &e.customer_id) {
+                    Some(at) => at,
+                    None => {
+                        let profile = read_profile(&tx, &tenant, &e.customer_id)?.unwrap_or_default();
+                        profiles.push((e.customer_id.clone(), profile));
+                        profiles.len() - 1
+                    }
+                };
+                profiles[at].1.record(&e.action_id, e.kind, e.at_ms);
+            }
+            for (customer, profile) in &mut profiles {
+                write_profile(&tx, &tenant, customer, profile)?;
+            }
+            tx.commit().map_err(backend)?;
+            report.profiles = profiles;
+            Ok(report)
+        })
+        .await
+    }
+
+    async fn record_impressions(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        seen: Option<&Profile>,
+        actions: &[String],
+        at_ms: u64,
+    ) -> Result<Profile, StoreError> {
+        let (tenant, customer, actions) = (tenant.clone(), customer.to_owned(), actions.to_vec());
+        let seen_revision = seen.map_or(0, |p| p.revision);
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            // The stored profile, not `seen`, is the base: the revision check
+            // and the write are in one transaction.
+            let mut profile = read_profile(&tx, &tenant, &customer)?.unwrap_or_default();
+            if profile.revision != seen_revision {
+                return Err(StoreError::Stale);
+            }
+            profile.record_impressions(&actions, at_ms);
+            write_profile(&tx, &tenant, &customer, &mut profile)?;
+            tx.commit().map_err(backend)?;
+            Ok(profile)
+        })
+        .await
+    }
+
+    async fn log_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
+        let records = records.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO decisions
+                           (id, tenant, point, version, customer, actions, fallback, at, doc, experiment, variant)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    )
+                    .map_err(backend)?;
+                for r in &records {
+                    let actions = serde_json::to_string(&r.actions).map_err(|e| StoreError::Backend(e.to_string()))?;
+                    let document = serde_json::to_string(&r.document).map_err(|e| StoreError::Backend(e.to_string()))?;
+                    stmt.execute(params![
+                        r.id, r.tenant.as_str(), r.point.as_str(), r.version, r.customer_id, actions,
+                        r.fallback, r.at_ms as i64, document,
+                        r.experiment.as_ref().map(|e| &e.0), r.experiment.as_ref().map(|e| &e.1)
+                    ])
+                    .map_err(backend)?;
+                }
+                let mut impressions = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO outcomes (tenant, dedup_key, decision_id, customer, action_id, type, value, at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7)",
+                    )
+                    .map_err(backend)?;
+                for r in records.iter().filter(|r| r.impressions) {
+                    for action in &r.actions {
+                        impressions
+                            .execute(params![
+                                r.tenant.as_str(), default_dedup_key(&r.id, action, OutcomeType::Impression), r.id, r.customer_id,
+                                action, OutcomeType::Impression.as_str(), r.at_ms as i64
+                            ])
+                            .map_err(backend)?;
+                    }
+                }
+            }
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.to_owned());
+        self.with(move |conn| {
+            let row: Option<(String, String)> = conn
+                .query_row(
+                    "SELECT customer, actions FROM decisions WHERE tenant = ?1 AND id = ?2",
+                    params![tenant.as_str(), id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            row.map(|(customer_id, actions)| stored_decision(&tenant, &id, customer_id, &actions))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn create_experiment(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        spec_json: &str,
+    ) -> Result<(), StoreError> {
+        let (tenant, id, spec) = (tenant.clone(), id.clone(), spec_json.to_owned());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO experiments (tenant, id, spec, running, created_at) VALUES (?1, ?2, ?3, 1, ?4)",
+                params![tenant.as_str(), id.as_str(), spec, now_ms()],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn experiments(&self, tenant: &Name) -> Result<Vec<StoredExperiment>, StoreError> {
+        let tenant = tenant.clone();
+        self.with(move |conn| read_experiments(conn, Some(&tenant), None, false))
+            .await
+    }
+
+    async fn experiment(
+        &self,
+        tenant: &Name,
+        id: &Name,
+    ) -> Result<Option<StoredExperiment>, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.with(move |conn| {
+            Ok(read_experiments(conn, Some(&tenant), Some(&id), false)?
+                .into_iter()
+                .next())
+        })
+        .await
+    }
+
+    async fn stop_experiment(&self, tenant: &Name, id: &Name) -> Result<(), StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.with(move |conn| {
+            conn.execute(
+                "UPDATE experiments SET running = 0, stopped_at = ?3 WHERE tenant = ?1 AND id = ?2 AND running = 1",
+                params![tenant.as_str(), id.as_str(), now_ms()],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn experiment_counts(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        goal: &str,
+    ) -> Result<Vec<(String, VariantCounts)>, StoreError> {
+        let (tenant, id, goal) = (tenant.clone(), id.clone(), goal.to_owned());
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare(
+                    "SELECT variant, COUNT(DISTINCT customer) FROM decisions
+                     WHERE tenant = ?1 AND experiment = ?2 GROUP BY variant",
+                )
+                .map_err(backend)?;
+            let mut counts: Vec<(String, VariantCounts)> = stmt
+                .query_map(params![tenant.as_str(), id.as_str()], |r| {
+                    Ok((r.get::<_, String>(0)?, VariantCounts { exposures: r.get(1)?, ..VariantCounts::default() }))
+                })
+                .map_err(backend)?
+                .collect::<Result<_, _>>()
+                .map_err(backend)?;
+            let mut stmt = conn
+                .prepare(
+                    "SELECT d.variant, COUNT(DISTINCT o.customer), COALESCE(SUM(o.value), 0)
+                     FROM outcomes o JOIN decisions d ON d.id = o.decision_id AND d.tenant = o.tenant
+                     WHERE o.tenant = ?1 AND d.experiment = ?2 AND o.type = ?3 GROUP BY d.variant",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![tenant.as_str(), id.as_str(), goal], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?, r.get::<_, f64>(2)?))
+                })
+                .map_err(backend)?;
+            for row in rows {
+                let (variant, conversions, value) = row.map_err(backend)?;
+                if let Some((_, c)) = counts.iter_mut().find(|(v, _)| *v == variant) {
+                    c.conversions = conversions;
+                    c.value = value;
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    async fn history(
+        &self,
+        tenant: &Name,
+        policy: &Name,
+    ) -> Result<Option<PolicyHistory>, StoreError> {
+        let (tenant, policy) = (tenant.clone(), policy.clone());
+        self.with(move |conn| {
+            let args = params![tenant.as_str(), policy.as_str()];
+            let mut stmt = conn
+                .prepare(
+                    "SELECT version, engine, created_at, created_by FROM policy_versions
+                     WHERE tenant = ?1 AND name = ?2 ORDER BY version",
+                )
+                .map_err(backend)?;
+            let versions = stmt
+                .query_map(args, |r| {
+                    Ok((
+                        r.get::<_, u32>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                    ))
+                })
+                .map_err(backend)?
+                .map(|row| {
+                    let (version, eng, created_at_ms, created_by) = row.map_err(backend)?;
+                    Ok(VersionInfo {
+                        version,
+                        engine: stored_engine(&eng)?,
+                        created_at_ms,
+                        created_by,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            if versions.is_empty() {
+                return Ok(None);
+            }
+            let live = conn
+                .query_row(
+                    "SELECT version FROM live_versions WHERE tenant = ?1 AND name = ?2",
+                    args,
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            let mut stmt = conn
+                .prepare(
+                    "SELECT event, version, at, actor FROM policy_events
+                     WHERE tenant = ?1 AND name = ?2 ORDER BY seq",
+                )
+                .map_err(backend)?;
+            let events = stmt
+                .query_map(args, |r| {
+                    Ok(PolicyEvent {
+                        event: r.get(0)?,
+                        version: r.get(1)?,
+                        at_ms: r.get(2)?,
+                        by: r.get(3)?,
+                    })
+                })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            Ok(Some(PolicyHistory {
+                live,
+                versions,
+                events,
+            }))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use moment_core::model::policy::EngineKind;
+
+    fn n(s: &str) -> Name {
+        Name::parse(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn versions_number_from_one_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.create_tenant(&n("acme"), "{}", &[]).await.unwrap();
+        assert!(matches!(
+            store.create_tenant(&n("acme"), "{}", &[]).await,
+            Err(StoreError::Conflict)
+        ));
+        let new = |activate| NewVersion {
+            tenant: n("acme"),
+            name: n("hero"),
+            engine: EngineKind::Rhai,
+            code: b"fn decide(ctx) { [] }".to_vec(),
+            bundle_json: "{}".into(),
+            activate,
+            actor: "key_1".into(),
+        };
+        assert_eq!(store.create_version(new(true)).await.unwrap(), 1);
+        assert_eq!(store.create_version(new(false)).await.unwrap(), 2);
+        drop(store);
+
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let snap = store.snapshot(None).await.unwrap();
+        assert_eq!(snap.live.len(), 1);
+        assert_eq!(snap.live[0].version, 1);
+        store
+            .activate(&n("acme"), &n("hero"), 2, "key_1")
+            .await
+            .unwrap();
+        let history = store
+            .history(&n("acme"), &n("hero"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(history.live, Some(2));
+        assert_eq!(history.versions.len(), 2);
+        let events: Vec<_> = history
+            .events
+            .iter()
+            .map(|e| (e.event.as_str(), e.version))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("uploaded", 1),
+                ("activated", 1),
+                ("uploaded", 2),
+                ("activated", 2)
+            ]
+        );
+        assert!(
+            store
+                .history(&n("acme"), &n("other"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+}
