@@ -1,7 +1,8 @@
 //! The black-box suite again, on the cluster store: every server runs with
 //! `--postgres` and `--redis`, each test on a fresh PostgreSQL database and
 //! Redis key prefix; plus the tests only a cluster has (`cluster`): several
-//! replicas on one store, and Redis going away.
+//! replicas on one store, and Redis going away; and the `Store` contract
+//! on the cluster store (`store_contract`).
 //!
 //! Compiled only when `MOMENT_TEST_POSTGRES` (a URL of an existing
 //! database, used to create the fresh ones) and `MOMENT_TEST_REDIS` are set
@@ -27,6 +28,7 @@ mod limits;
 mod outcomes;
 mod policies;
 mod restart;
+mod store_contract;
 mod tenants;
 mod walls;
 mod wasm;

@@ -46,6 +46,23 @@ impl Server {
         server
     }
 
+    /// Starts a server on the embedded store, on a copy of the data
+    /// directory `fixture` (its files, not its subdirectories). Only the
+    /// embedded suite uses it.
+    #[cfg_attr(cluster_tests, allow(dead_code))]
+    pub fn start_on_copy_of(fixture: &Path) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(fixture).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        let mut server = Server::spawn(dir.path(), None, &[]);
+        server._dir = Some(dir);
+        server
+    }
+
     fn spawn(data: &Path, cluster: Option<Arc<Cluster>>, extra: &[&str]) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_moment"));
         command

@@ -20,5 +20,6 @@ mod outcomes;
 mod policies;
 mod restart;
 mod tenants;
+mod upgrade;
 mod walls;
 mod wasm;

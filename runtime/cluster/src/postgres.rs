@@ -22,7 +22,7 @@ use moment_store::{
 
 /// The schema, applied at start. sqlx holds a PostgreSQL advisory lock while
 /// it migrates, so replicas starting together apply each migration once.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../schema/postgres");
 
 /// The channel replicas announce changed tenants on.
 const CHANNEL: &str = "moment_changes";

@@ -141,8 +141,7 @@ pub struct DecidedAction {
     pub kind: ActionKind,
     /// The policy's score; null for fallback actions.
     pub score: Option<f64>,
-    /// What to render.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// What to render (any JSON; null when the action has none).
     pub payload: Value,
 }
 

@@ -54,19 +54,24 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await
 }
 
-/// A bound, ready-to-serve server.
-pub struct Application {
-    listener: TcpListener,
-    router: Router,
-    log_writer: tokio::task::JoinHandle<()>,
-    demo: Option<demo::DemoKeys>,
+/// Everything a server is before it listens: the router over a loaded
+/// store, the decision log's writer, the demo keys. Tests drive the router
+/// directly (`tower::ServiceExt::oneshot`), without a socket.
+pub struct Assembled {
+    /// The whole HTTP surface.
+    pub router: Router,
+    /// The decision log's writer; it ends, having written everything, once
+    /// the router (and every handle to the log) is dropped.
+    pub log_writer: tokio::task::JoinHandle<()>,
+    /// The demo tenant's keys, when `settings.demo` is set.
+    pub demo: Option<demo::DemoKeys>,
 }
 
-impl Application {
-    /// Opens the store under `settings.data`, loads it, seeds the demo tenant
-    /// if asked, and binds `settings.listen` (port 0 picks a free port).
-    pub async fn build(
-        settings: Settings,
+impl Assembled {
+    /// Opens the store under `settings.data` (or the cluster's), loads it,
+    /// seeds the demo tenant if asked, and builds the router.
+    pub async fn new(
+        settings: &Settings,
         metrics: Option<PrometheusHandle>,
     ) -> Result<Self, StartError> {
         settings.validate()?;
@@ -122,12 +127,40 @@ impl Application {
             // base64 grows a module by 4/3; leave room for the catalog.
             upload_bytes: settings.max_code_bytes / 3 * 4 + settings.max_body_bytes,
         };
+        Ok(Self {
+            router: router(state, limits),
+            log_writer,
+            demo,
+        })
+    }
+}
+
+/// A bound, ready-to-serve server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    log_writer: tokio::task::JoinHandle<()>,
+    demo: Option<demo::DemoKeys>,
+}
+
+impl Application {
+    /// [`Assembled::new`], then binds `settings.listen` (port 0 picks a free
+    /// port).
+    pub async fn build(
+        settings: Settings,
+        metrics: Option<PrometheusHandle>,
+    ) -> Result<Self, StartError> {
+        let Assembled {
+            router,
+            log_writer,
+            demo,
+        } = Assembled::new(&settings, metrics).await?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| StartError::Bind(settings.listen, e))?;
         Ok(Self {
             listener,
-            router: router(state, limits),
+            router,
             log_writer,
             demo,
         })

@@ -15,6 +15,7 @@ pub mod app;
 pub mod decisions;
 pub mod demo;
 pub mod http;
+pub mod outcomes;
 pub mod pipeline;
 pub mod profiles;
 pub mod registry;

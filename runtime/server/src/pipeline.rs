@@ -1,26 +1,196 @@
 //! Running one decision: the pure steps of [`moment_core::pipeline`] around
 //! the policy call, with the breaker, metrics and the decision record.
 //!
-//! No HTTP here: the edge parses, authorises and loads the profile, then hands
-//! a checked [`DecideRequest`] to [`decide`]. **A broken policy never becomes
-//! an error**: [`decide`] always answers, with the fallback actions when the
-//! policy fails.
+//! No HTTP here: the edge checks the key, the origin and the body, then hands
+//! the [`DecideRequest`] to [`DecidePath::decide`]. **A broken policy never
+//! becomes an error**: [`decide`] always answers, with the fallback actions
+//! when the policy fails.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use moment_core::breaker::{Admit, Ran};
 use moment_core::call::{History, PolicyError, PolicyInput};
+use moment_core::clock::now_ms;
+use moment_core::model::Name;
+use moment_core::model::profile::Profile;
 use moment_core::pipeline::{
     DecideRequest, DecideResponse, DecidedAction, DecisionDocument, ExperimentRef, Explained,
     PolicyRef, Subject, arbitrate, merged_attributes, rank, screen,
 };
 use moment_engines::Engines;
-use moment_store::DecisionRecord;
+use moment_store::{DecisionRecord, StoreError};
 use serde_json::{Map, Value};
 
-use crate::registry::{LoadedPolicy, RunningExperiment};
+use crate::decisions::DecisionLog;
+use crate::profiles::Profiles;
+use crate::registry::{LoadedPolicy, Registry, RunningExperiment};
 use crate::telemetry;
+
+/// Why a decide request got no decision.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The request is invalid; the message says what to fix.
+    #[error("{0}")]
+    Invalid(String),
+    /// No live policy answers at this decision point.
+    #[error("no live policy for decision point {0:?}")]
+    NoPolicy(String),
+    /// The profile store failed where deciding without it would be wrong.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What deciding needs from the running server.
+pub struct DecidePath<'a> {
+    /// Tenants, live versions, experiments.
+    pub registry: &'a Registry,
+    /// The policy engines.
+    pub engines: &'a Engines,
+    /// The profile cache in front of the store.
+    pub profiles: &'a Profiles,
+    /// Where decisions are logged.
+    pub decisions: &'a DecisionLog,
+}
+
+impl DecidePath<'_> {
+    /// Decides for a customer of `tenant_name`: checks the request, picks the
+    /// live version or the customer's experiment variant, reads the profile,
+    /// runs [`decide`], records impressions when asked (deciding again on a
+    /// fresher profile when another write to the customer came first), and
+    /// logs the decision.
+    pub async fn decide(
+        &self,
+        tenant_name: &Name,
+        request: &DecideRequest,
+    ) -> Result<DecideResponse, Refused> {
+        let (registry, engines, profiles) = (self.registry, self.engines, self.profiles);
+        let tenant = registry.tenant(tenant_name);
+        let limit = request
+            .check()
+            .map_err(|e| Refused::Invalid(e.to_string()))?;
+        if let Some(stage) = &request.stage
+            && !tenant.settings.has_stage(stage)
+        {
+            return Err(Refused::Invalid(format!(
+                "stage {stage:?} is not one of this tenant's stages {:?}",
+                tenant.settings.stages
+            )));
+        }
+        let unknown = || Refused::NoPolicy(request.point.clone());
+        let point = Name::parse(&request.point).map_err(|_| unknown())?;
+        let policy = registry.live(tenant_name, &point).ok_or_else(unknown)?;
+        // Recording impressions makes this decide a write: serialise it with the
+        // customer's other decides here, so a contact cap cannot be passed twice.
+        let _customer = match request.record_impressions {
+            true => Some(
+                profiles
+                    .lock_customer(tenant_name, &request.customer_id)
+                    .await,
+            ),
+            false => None,
+        };
+        let limits = engines.limits().for_tenant(&tenant.settings.limits);
+        let experiments = registry.experiments(tenant_name, &point);
+        let experiments = experiments.as_deref().map_or(&[][..], Vec::as_slice);
+        let mut read = Read::Cached;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (profile, history_unavailable) = match read
+                .profile(profiles, tenant_name, &request.customer_id)
+                .await
+            {
+                Ok(profile) => (profile, None),
+                Err(error @ StoreError::Unavailable { .. }) => {
+                    telemetry::profiles_unavailable();
+                    tracing::warn!(tenant = %tenant_name, %error, "profile store unavailable; deciding on the request alone");
+                    (None, Some(tenant.settings.contact_rules_when_unavailable))
+                }
+                Err(error) => return Err(Refused::Store(error)),
+            };
+            let subject = Subject {
+                limits: &limits,
+                tenant: tenant_name,
+                groups: &tenant.groups,
+                profile: profile.as_ref(),
+                history_unavailable,
+                now_ms: now_ms(),
+            };
+            let Decision {
+                response,
+                mut record,
+            } = decide(engines, &subject, &policy, experiments, request, limit);
+            if request.record_impressions
+                && history_unavailable.is_none()
+                && !response.actions.is_empty()
+            {
+                let recorded = profiles
+                    .record_impressions(
+                        tenant_name,
+                        &request.customer_id,
+                        profile.as_deref(),
+                        &record.actions,
+                        subject.now_ms,
+                    )
+                    .await;
+                match recorded {
+                    Ok(()) => record.impressions = true,
+                    // Another replica wrote the profile since it was read: decide
+                    // again on the fresh one.
+                    Err(StoreError::Stale) if attempt < MAX_ATTEMPTS => {
+                        telemetry::decide_retried();
+                        read = Read::Fresh;
+                        continue;
+                    }
+                    // The store went away meanwhile: decide again without history.
+                    Err(StoreError::Unavailable { .. }) if attempt < MAX_ATTEMPTS => {
+                        read = Read::Unavailable;
+                        continue;
+                    }
+                    Err(error) => return Err(Refused::Store(error)),
+                }
+            }
+            self.decisions.log(record);
+            return Ok(response);
+        }
+    }
+}
+
+/// Decisions made per request, at most, when other writes to the customer's
+/// profile keep coming first. Each attempt lost means another write to the
+/// customer succeeded meanwhile, so a decide fails (503) only when more than
+/// this many writes to one customer overtake it: that many concurrent
+/// decides for one customer across replicas, say.
+const MAX_ATTEMPTS: u32 = 64;
+
+/// Where a decision reads the customer's profile from.
+enum Read {
+    /// The profile cache (the store on a miss).
+    Cached,
+    /// The store: the cached profile turned out stale.
+    Fresh,
+    /// Nowhere: the store just failed.
+    Unavailable,
+}
+
+impl Read {
+    async fn profile(
+        &self,
+        profiles: &Profiles,
+        tenant: &Name,
+        customer: &str,
+    ) -> Result<Option<Arc<Profile>>, StoreError> {
+        match self {
+            Read::Cached => profiles.get(tenant, customer).await,
+            Read::Fresh => profiles.reload(tenant, customer).await,
+            Read::Unavailable => Err(StoreError::unavailable(
+                "the profile store",
+                "not reachable",
+            )),
+        }
+    }
+}
 
 /// A decision: the answer, and the record for the decision log.
 pub struct Decision {

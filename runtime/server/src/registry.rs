@@ -50,7 +50,7 @@ pub struct TenantSettings {
     #[schema(value_type = Object)]
     pub groups: BTreeMap<String, Vec<Value>>,
     /// Policy limits tighter than the operator's, for this tenant's calls.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "moment_core::model::objects::one")]
     pub limits: TenantLimits,
     /// What contact rules do while the contact history cannot be read:
     /// `closed` (hide ruled actions, the default) or `open`.
@@ -102,7 +102,7 @@ pub struct SettingsPatch {
     #[schema(value_type = Option<Object>)]
     pub groups: Option<BTreeMap<String, Vec<Value>>>,
     /// New policy limits (replaces them all).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "moment_core::model::objects::optional")]
     pub limits: Option<TenantLimits>,
     /// New behaviour of contact rules while the history cannot be read.
     #[serde(default)]

@@ -35,6 +35,7 @@ pub struct PolicyUpload {
     #[serde(default)]
     pub wasm: Option<String>,
     /// The actions this policy ranks.
+    #[serde(deserialize_with = "moment_core::model::objects::many")]
     pub catalog: Vec<Action>,
     /// Actions served when the policy fails.
     #[serde(default)]

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite_migration::{M, Migrations};
 
 use serde_json::{Map, Value};
 
@@ -22,90 +23,17 @@ use moment_core::model::Name;
 use moment_core::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
 use moment_core::model::profile::Profile;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS tenants (
-    id TEXT PRIMARY KEY,
-    settings TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS keys (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL REFERENCES tenants(id),
-    role TEXT NOT NULL,
-    hash TEXT NOT NULL UNIQUE,
-    created_at INTEGER NOT NULL,
-    revoked_at INTEGER
-);
-CREATE TABLE IF NOT EXISTS policy_versions (
-    tenant TEXT NOT NULL REFERENCES tenants(id),
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    engine TEXT NOT NULL,
-    code BLOB NOT NULL,
-    bundle TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    created_by TEXT NOT NULL,
-    PRIMARY KEY (tenant, name, version)
-);
-CREATE TABLE IF NOT EXISTS live_versions (
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    PRIMARY KEY (tenant, name),
-    FOREIGN KEY (tenant, name, version) REFERENCES policy_versions(tenant, name, version)
-);
-CREATE TABLE IF NOT EXISTS profiles (
-    tenant TEXT NOT NULL,
-    customer TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (tenant, customer)
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    point TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    customer TEXT NOT NULL,
-    actions TEXT NOT NULL,
-    fallback INTEGER NOT NULL,
-    at INTEGER NOT NULL,
-    doc TEXT NOT NULL,
-    experiment TEXT,
-    variant TEXT
-);
-CREATE TABLE IF NOT EXISTS experiments (
-    tenant TEXT NOT NULL,
-    id TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    running INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    stopped_at INTEGER,
-    PRIMARY KEY (tenant, id)
-);
-CREATE TABLE IF NOT EXISTS outcomes (
-    tenant TEXT NOT NULL,
-    dedup_key TEXT NOT NULL,
-    decision_id TEXT NOT NULL,
-    customer TEXT NOT NULL,
-    action_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    value REAL,
-    at INTEGER NOT NULL,
-    PRIMARY KEY (tenant, dedup_key)
-);
-CREATE TABLE IF NOT EXISTS policy_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    event TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    actor TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS decisions_by_experiment ON decisions (tenant, experiment, variant);
-CREATE INDEX IF NOT EXISTS outcomes_by_decision ON outcomes (tenant, decision_id);
-";
+/// The embedded store's schema, one migration per file in
+/// `runtime/schema/sqlite/` (beside the PostgreSQL ones), applied in order
+/// and counted in SQLite's `user_version`.
+static MIGRATIONS: std::sync::LazyLock<Migrations<'static>> = std::sync::LazyLock::new(|| {
+    Migrations::new(vec![
+        M::up(include_str!("../../schema/sqlite/0001_initial.sql")),
+        M::up(include_str!(
+            "../../schema/sqlite/0002_decisions_keyed_by_tenant.sql"
+        )),
+    ])
+});
 
 /// SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -118,7 +46,7 @@ impl SqliteStore {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
-        let conn = Connection::open(dir.join("moment.sqlite3")).map_err(backend)?;
+        let mut conn = Connection::open(dir.join("moment.sqlite3")).map_err(backend)?;
         // WAL with synchronous=NORMAL: a committed transaction is in the WAL file
         // before commit returns, so it survives the process being killed.
         conn.execute_batch(
@@ -126,7 +54,9 @@ impl SqliteStore {
              PRAGMA busy_timeout = 5000;",
         )
         .map_err(backend)?;
-        conn.execute_batch(SCHEMA).map_err(backend)?;
+        MIGRATIONS
+            .to_latest(&mut conn)
+            .map_err(|e| StoreError::Backend(format!("cannot migrate the embedded store: {e}")))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

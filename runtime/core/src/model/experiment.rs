@@ -36,9 +36,14 @@ pub struct ExperimentSpec {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub condition: Option<Value>,
     /// Namespace range, for mutually exclusive experiments on one point.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::objects::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub namespace: Option<Namespace>,
     /// Variants; the first is the control.
+    #[serde(deserialize_with = "super::objects::many")]
     pub variants: Vec<VariantSpec>,
     /// The outcome type that counts as a conversion.
     pub goal: OutcomeType,

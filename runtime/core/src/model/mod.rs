@@ -7,6 +7,7 @@ pub mod contact;
 pub mod experiment;
 pub mod key;
 pub mod name;
+pub mod objects;
 pub mod outcome;
 pub mod policy;
 pub mod profile;

@@ -76,9 +76,8 @@ pub struct Action {
     /// Free-form tags a policy may use.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// What the caller renders; returned as is.
+    /// What the caller renders (any JSON); returned as is.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Value,
     /// Condition on the customer's attributes (GrowthBook/MongoDB syntax);
     /// the action is a candidate only when it matches.
@@ -86,7 +85,11 @@ pub struct Action {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub eligibility: Option<Value>,
     /// Caps, cooldowns and suppression from the contact history.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "super::objects::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub contact: Option<ContactRule>,
 }
 

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::decisions::Unflushed;
+use crate::outcomes::OutcomeError;
+use crate::pipeline::Refused;
 use crate::service::ServiceError;
 use moment_store::StoreError;
 
@@ -106,6 +108,27 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(detail) => ApiError::unprocessable(detail),
             StoreError::Unavailable { .. } | StoreError::Stale => ApiError::unavailable(err),
             other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(err: Refused) -> Self {
+        match err {
+            Refused::Invalid(detail) => ApiError::unprocessable(detail),
+            Refused::NoPolicy(_) => ApiError::not_found(err.to_string()),
+            Refused::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<OutcomeError> for ApiError {
+    fn from(err: OutcomeError) -> Self {
+        match err {
+            OutcomeError::Invalid(detail) => ApiError::unprocessable(detail),
+            OutcomeError::UnknownDecision(_) => ApiError::not_found(err.to_string()),
+            OutcomeError::Unflushed(e) => e.into(),
+            OutcomeError::Store(e) => e.into(),
         }
     }
 }

@@ -23,8 +23,10 @@ pub const SRM_ALARM: f64 = 0.001;
 /// An experiment with its state.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ExperimentView {
-    /// The definition (seed filled in).
+    /// The definition (seed filled in): the fields of the `ExperimentSpec`
+    /// it was created with.
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub spec: ExperimentSpec,
     /// `running` or `stopped`.
     pub status: &'static str,

@@ -1,15 +1,18 @@
 //! A JSON body extractor whose rejections are problem+json.
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
 /// Like [`axum::Json`], but a bad body is answered with a [`ApiError`]:
 /// 400 for malformed JSON, 422 naming the field for wrong types, missing or
-/// unknown fields, 413 for a body over the limit, 415 without a JSON content type.
+/// unknown fields, 413 for a body over the limit, 415 without a JSON content
+/// type. Every body of the API is an object: an array is 422, where serde
+/// alone would read it as the struct's fields in order.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
@@ -20,11 +23,52 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "send the body as JSON with `Content-Type: application/json`",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the body is larger than this route accepts",
+                ),
+                _ => ApiError::bad_request(format!(
+                    "the body could not be read: {}",
+                    rejection.body_text()
+                )),
+            }
+        })?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return Err(ApiError::unprocessable(
+                "the body must be a JSON object, not an array",
+            ));
+        }
+        match axum::Json::<T>::from_bytes(&bytes) {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(reject(&rejection)),
         }
     }
+}
+
+/// `application/json`, or another `application/…+json` type.
+fn json_content_type(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn reject(rejection: &JsonRejection) -> ApiError {

@@ -1,4 +1,6 @@
-//! `POST /v1/outcomes`: what happened after a decision.
+//! `POST /v1/outcomes`: what happened after a decision. The handler decodes
+//! one outcome or a batch; checking and storing them is
+//! [`outcomes::record`](crate::outcomes::record).
 
 use std::sync::Arc;
 
@@ -12,40 +14,14 @@ use super::auth::{Decider, check_origin};
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::decisions::DecisionLog;
-use moment_core::clock::now_ms;
-
+use crate::outcomes::{self, Outcome};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
-use crate::telemetry;
-use moment_core::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
-
-/// Most events in one batch.
-pub const MAX_BATCH: usize = 1000;
-/// Longest idempotency key, in bytes.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
-
-/// One outcome; the body, or an element of `{"events": [...]}`.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Outcome {
-    /// The decision it follows.
-    pub decision_id: String,
-    /// The action concerned (one the decision returned).
-    pub action_id: String,
-    /// What happened.
-    #[serde(rename = "type")]
-    pub kind: OutcomeType,
-    /// Business value, e.g. revenue.
-    #[serde(default)]
-    pub value: Option<f64>,
-    /// Makes client retries safe; defaults to decision, action and type.
-    #[serde(default)]
-    pub idempotency_key: Option<String>,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Batch {
+    #[serde(deserialize_with = "moment_core::model::objects::many")]
     events: Vec<Outcome>,
 }
 
@@ -75,61 +51,12 @@ pub async fn record(
     let shape = |e: serde_json::Error| {
         ApiError::unprocessable(format!("the body does not match the expected shape: {e}"))
     };
-    let outcomes = if body.get("events").is_some() {
+    let batch = if body.get("events").is_some() {
         serde_json::from_value::<Batch>(body).map_err(shape)?.events
     } else {
         vec![serde_json::from_value::<Outcome>(body).map_err(shape)?]
     };
-    if outcomes.is_empty() || outcomes.len() > MAX_BATCH {
-        return Err(ApiError::unprocessable(format!(
-            "send 1 to {MAX_BATCH} events"
-        )));
-    }
-    let at_ms = now_ms();
-    let mut events = Vec::with_capacity(outcomes.len());
-    for (i, o) in outcomes.into_iter().enumerate() {
-        if o.value.is_some_and(|v| !v.is_finite()) {
-            return Err(ApiError::unprocessable(format!(
-                "events[{i}].value must be a finite number"
-            )));
-        }
-        if o.idempotency_key
-            .as_ref()
-            .is_some_and(|k| k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN)
-        {
-            return Err(ApiError::unprocessable(format!(
-                "events[{i}].idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes long"
-            )));
-        }
-        let decision = decisions
-            .find(&caller.tenant, &o.decision_id)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("no decision {:?}", o.decision_id)))?;
-        if !decision.actions.contains(&o.action_id) {
-            return Err(ApiError::unprocessable(format!(
-                "action {:?} was not returned by decision {:?}",
-                o.action_id, o.decision_id
-            )));
-        }
-        let dedup_key = o
-            .idempotency_key
-            .map(|k| format!("key:{k}"))
-            .unwrap_or_else(|| default_dedup_key(&o.decision_id, &o.action_id, o.kind));
-        events.push(OutcomeEvent {
-            decision_id: o.decision_id,
-            customer_id: decision.customer_id.clone(),
-            action_id: o.action_id,
-            kind: o.kind,
-            value: o.value,
-            dedup_key,
-            at_ms,
-        });
-    }
-    // An accepted outcome must not outlive its decision: the decisions it
-    // names may still be queued for the log, so write the queue first.
-    decisions.flush().await?;
-    let report = profiles.record(&caller.tenant, &events).await?;
-    telemetry::outcomes(report.accepted, report.duplicates);
+    let report = outcomes::record(&decisions, &profiles, &caller.tenant, batch).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(OutcomesAccepted {

@@ -21,7 +21,7 @@ pub struct CreateTenant {
     /// Tenant id: lowercase letters, digits, `-`, `_`, `.`.
     pub id: String,
     /// Optional settings; defaults allow any CORS origin.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "moment_core::model::objects::optional")]
     pub settings: Option<TenantSettings>,
 }
 
