@@ -15,9 +15,9 @@ use moment_core::model::Name;
 use moment_core::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
 use moment_store::{
     Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion,
-    PolicyEvent, PolicyHistory, PolicySummary, Snapshot, StoreError, StoredExperiment,
-    StoredVersion, VariantCounts, VersionInfo, stored_decision, stored_engine, stored_key,
-    stored_name, stored_role,
+    PolicyHistory, PolicySummary, Snapshot, StoreError, StoredExperiment, StoredVersion,
+    VariantCounts, stored_decision, stored_engine, stored_event, stored_experiment, stored_key,
+    stored_name, stored_role, stored_version, stored_version_info, variant_counts,
 };
 
 /// The schema, applied at start. sqlx holds a PostgreSQL advisory lock while
@@ -75,7 +75,7 @@ fn now_ms() -> i64 {
 }
 
 fn version_number(v: i32) -> Result<u32, StoreError> {
-    u32::try_from(v).map_err(|_| StoreError::Backend(format!("stored version {v} is negative")))
+    stored_version(i64::from(v))
 }
 
 type VersionRow = (String, String, i32, String, Vec<u8>, String);
@@ -96,13 +96,7 @@ type ExperimentRow = (String, String, bool, i64, Option<i64>);
 
 fn to_experiment(row: ExperimentRow) -> Result<StoredExperiment, StoreError> {
     let (tenant, spec_json, running, created_at_ms, stopped_at_ms) = row;
-    Ok(StoredExperiment {
-        tenant: stored_name(tenant)?,
-        spec_json,
-        running,
-        created_at_ms,
-        stopped_at_ms,
-    })
+    stored_experiment(tenant, spec_json, running, created_at_ms, stopped_at_ms)
 }
 
 async fn notify(tx: &mut Transaction<'_, Pg>, tenant: &Name) -> Result<(), StoreError> {
@@ -721,21 +715,7 @@ impl Postgres {
         .fetch_all(&self.pool)
         .await
         .map_err(error)?;
-        Ok(exposures
-            .into_iter()
-            .map(|(variant, exposed)| {
-                let (conversions, value) = conversions
-                    .iter()
-                    .find(|(v, _, _)| *v == variant)
-                    .map_or((0, 0.0), |&(_, c, value)| (c, value));
-                let counts = VariantCounts {
-                    exposures: exposed.unsigned_abs(),
-                    conversions: conversions.unsigned_abs(),
-                    value,
-                };
-                (variant, counts)
-            })
-            .collect())
+        Ok(variant_counts(exposures, &conversions))
     }
 
     /// See [`Store::history`](moment_store::Store::history).
@@ -759,12 +739,7 @@ impl Postgres {
         let versions = versions
             .into_iter()
             .map(|(version, engine, created_at_ms, created_by)| {
-                Ok(VersionInfo {
-                    version: version_number(version)?,
-                    engine: stored_engine(&engine)?,
-                    created_at_ms,
-                    created_by,
-                })
+                stored_version_info(version.into(), &engine, created_at_ms, created_by)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         let live: Option<(i32,)> =
@@ -788,14 +763,7 @@ impl Postgres {
             versions,
             events: events
                 .into_iter()
-                .map(|(event, version, at_ms, by)| {
-                    Ok(PolicyEvent {
-                        event,
-                        version: version_number(version)?,
-                        at_ms,
-                        by,
-                    })
-                })
+                .map(|(event, version, at_ms, by)| stored_event(event, version.into(), at_ms, by))
                 .collect::<Result<_, StoreError>>()?,
         }))
     }

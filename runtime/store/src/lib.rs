@@ -111,6 +111,82 @@ pub fn stored_key(
     })
 }
 
+/// A version number read back from a store.
+pub fn stored_version(v: i64) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Backend(format!("stored version {v} is out of range")))
+}
+
+/// A row of a policy's version list read back from a store.
+pub fn stored_version_info(
+    version: i64,
+    engine: &str,
+    created_at_ms: i64,
+    created_by: String,
+) -> Result<VersionInfo, StoreError> {
+    Ok(VersionInfo {
+        version: stored_version(version)?,
+        engine: stored_engine(engine)?,
+        created_at_ms,
+        created_by,
+    })
+}
+
+/// A row of a policy's audit trail read back from a store.
+pub fn stored_event(
+    event: String,
+    version: i64,
+    at_ms: i64,
+    by: String,
+) -> Result<PolicyEvent, StoreError> {
+    Ok(PolicyEvent {
+        event,
+        version: stored_version(version)?,
+        at_ms,
+        by,
+    })
+}
+
+/// An experiment row read back from a store.
+pub fn stored_experiment(
+    tenant: String,
+    spec_json: String,
+    running: bool,
+    created_at_ms: i64,
+    stopped_at_ms: Option<i64>,
+) -> Result<StoredExperiment, StoreError> {
+    Ok(StoredExperiment {
+        tenant: stored_name(tenant)?,
+        spec_json,
+        running,
+        created_at_ms,
+        stopped_at_ms,
+    })
+}
+
+/// [`Store::experiment_counts`] from the two queries each store runs:
+/// unique customers per variant, and per variant the unique customers with
+/// a goal outcome and the sum of its values.
+pub fn variant_counts(
+    exposures: Vec<(String, i64)>,
+    conversions: &[(String, i64, f64)],
+) -> Vec<(String, VariantCounts)> {
+    exposures
+        .into_iter()
+        .map(|(variant, exposed)| {
+            let (converted, value) = conversions
+                .iter()
+                .find(|(v, _, _)| *v == variant)
+                .map_or((0, 0.0), |&(_, c, value)| (c, value));
+            let counts = VariantCounts {
+                exposures: exposed.unsigned_abs(),
+                conversions: converted.unsigned_abs(),
+                value,
+            };
+            (variant, counts)
+        })
+        .collect()
+}
+
 /// A logged decision read back from a store, its actions as stored JSON.
 pub fn stored_decision(
     tenant: &Name,

@@ -14,10 +14,10 @@ use rusqlite_migration::{M, Migrations};
 use serde_json::{Map, Value};
 
 use crate::{
-    DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion, PolicyEvent,
-    PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment,
-    StoredVersion, VariantCounts, VersionInfo, stored_decision, stored_engine, stored_key,
-    stored_name, stored_role,
+    DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion, PolicyHistory,
+    PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment, StoredVersion,
+    VariantCounts, stored_decision, stored_engine, stored_event, stored_experiment, stored_key,
+    stored_name, stored_role, stored_version_info, variant_counts,
 };
 use moment_core::model::Name;
 use moment_core::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
@@ -177,13 +177,7 @@ fn read_experiments(
         .map_err(backend)?;
     rows.map(|row| {
         let (tenant, spec_json, running, created_at_ms, stopped_at_ms) = row.map_err(backend)?;
-        Ok(StoredExperiment {
-            tenant: stored_name(tenant)?,
-            spec_json,
-            running,
-            created_at_ms,
-            stopped_at_ms,
-        })
+        stored_experiment(tenant, spec_json, running, created_at_ms, stopped_at_ms)
     })
     .collect()
 }
@@ -729,12 +723,12 @@ impl Store for SqliteStore {
                      WHERE tenant = ?1 AND experiment = ?2 GROUP BY variant",
                 )
                 .map_err(backend)?;
-            let mut counts: Vec<(String, VariantCounts)> = stmt
+            let exposures = stmt
                 .query_map(params![tenant.as_str(), id.as_str()], |r| {
-                    Ok((r.get::<_, String>(0)?, VariantCounts { exposures: r.get(1)?, ..VariantCounts::default() }))
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
                 })
                 .map_err(backend)?
-                .collect::<Result<_, _>>()
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
             let mut stmt = conn
                 .prepare(
@@ -743,19 +737,14 @@ impl Store for SqliteStore {
                      WHERE o.tenant = ?1 AND d.experiment = ?2 AND o.type = ?3 GROUP BY d.variant",
                 )
                 .map_err(backend)?;
-            let rows = stmt
+            let conversions = stmt
                 .query_map(params![tenant.as_str(), id.as_str(), goal], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?, r.get::<_, f64>(2)?))
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?))
                 })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(backend)?;
-            for row in rows {
-                let (variant, conversions, value) = row.map_err(backend)?;
-                if let Some((_, c)) = counts.iter_mut().find(|(v, _)| *v == variant) {
-                    c.conversions = conversions;
-                    c.value = value;
-                }
-            }
-            Ok(counts)
+            Ok(variant_counts(exposures, &conversions))
         })
         .await
     }
@@ -777,7 +766,7 @@ impl Store for SqliteStore {
             let versions = stmt
                 .query_map(args, |r| {
                     Ok((
-                        r.get::<_, u32>(0)?,
+                        r.get::<_, i64>(0)?,
                         r.get::<_, String>(1)?,
                         r.get(2)?,
                         r.get(3)?,
@@ -785,13 +774,8 @@ impl Store for SqliteStore {
                 })
                 .map_err(backend)?
                 .map(|row| {
-                    let (version, eng, created_at_ms, created_by) = row.map_err(backend)?;
-                    Ok(VersionInfo {
-                        version,
-                        engine: stored_engine(&eng)?,
-                        created_at_ms,
-                        created_by,
-                    })
+                    let (version, engine, created_at_ms, created_by) = row.map_err(backend)?;
+                    stored_version_info(version, &engine, created_at_ms, created_by)
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             if versions.is_empty() {
@@ -812,17 +796,13 @@ impl Store for SqliteStore {
                 )
                 .map_err(backend)?;
             let events = stmt
-                .query_map(args, |r| {
-                    Ok(PolicyEvent {
-                        event: r.get(0)?,
-                        version: r.get(1)?,
-                        at_ms: r.get(2)?,
-                        by: r.get(3)?,
-                    })
-                })
+                .query_map(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .map_err(backend)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(backend)?;
+                .map(|row| {
+                    let (event, version, at_ms, by) = row.map_err(backend)?;
+                    stored_event(event, version, at_ms, by)
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
             Ok(Some(PolicyHistory {
                 live,
                 versions,
