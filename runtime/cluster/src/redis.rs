@@ -177,12 +177,10 @@ impl Redis {
                 return Ok(profile);
             }
         }
-        Err(StoreError::unavailable(
-            "Redis",
-            format!(
-                "the profile of {customer:?} kept changing ({MAX_ATTEMPTS} writes lost the race)"
-            ),
-        ))
+        // Every attempt lost to another write to this customer: Redis is up,
+        // the profile is contended.
+        tracing::warn!(%tenant, customer, "profile write lost the race {MAX_ATTEMPTS} times");
+        Err(StoreError::Stale)
     }
 
     /// Stores `profile` with its revision bumped, if the stored revision is

@@ -152,11 +152,9 @@ pub struct History<'a> {
 
 /// One action's entry in [`History`].
 #[derive(Serialize)]
-pub struct Seen {
-    /// Times the action was shown to the customer.
-    pub impressions: u32,
-    /// When it was last shown, ms since the Unix epoch.
-    pub last_shown_ms: Option<u64>,
+struct Seen {
+    impressions: u32,
+    last_shown_ms: Option<u64>,
 }
 
 impl<'a> History<'a> {
@@ -166,7 +164,7 @@ impl<'a> History<'a> {
     }
 
     /// Action ids with their entries, in catalog order.
-    pub fn entries(&self) -> impl Iterator<Item = (&'a str, Seen)> + use<'a> {
+    fn entries(&self) -> impl Iterator<Item = (&'a str, Seen)> + use<'a> {
         let (profile, catalog) = (self.profile, self.catalog);
         profile.into_iter().flat_map(move |p| {
             catalog.iter().filter_map(move |a| {

@@ -29,6 +29,13 @@ async fn router() -> (Router, tempfile::TempDir) {
     let mut settings = Args::try_parse_from(["moment", "--data", dir.path().to_str().unwrap()])
         .unwrap()
         .settings;
+    // The environment may name an operator's cluster or other limits
+    // (`MOMENT_*`): these tests run on their own store, with the defaults.
+    settings.postgres = None;
+    settings.redis = None;
+    settings.max_body_bytes = 1024 * 1024;
+    settings.max_code_bytes = 4 * 1024 * 1024;
+    settings.demo = false;
     settings.root_token = Some(ROOT.to_owned());
     let assembled = Assembled::new(&settings, None).await.unwrap();
     (assembled.router, dir)

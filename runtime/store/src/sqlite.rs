@@ -28,10 +28,11 @@ use moment_core::model::profile::Profile;
 /// and counted in SQLite's `user_version`.
 static MIGRATIONS: std::sync::LazyLock<Migrations<'static>> = std::sync::LazyLock::new(|| {
     Migrations::new(vec![
-        M::up(include_str!("../../schema/sqlite/0001_initial.sql")),
+        M::up(include_str!("../../schema/sqlite/0001_initial.sql")).foreign_key_check(),
         M::up(include_str!(
             "../../schema/sqlite/0002_decisions_keyed_by_tenant.sql"
-        )),
+        ))
+        .foreign_key_check(),
     ])
 });
 
@@ -50,13 +51,18 @@ impl SqliteStore {
         // WAL with synchronous=NORMAL: a committed transaction is in the WAL file
         // before commit returns, so it survives the process being killed.
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;",
         )
         .map_err(backend)?;
+        // Foreign keys are enforced from here on, but not while migrating: a
+        // migration that rebuilds a table (SQLite's way to change one) would
+        // otherwise trip over the rows that reference it. Each migration
+        // checks the keys before it commits (`foreign_key_check`).
         MIGRATIONS
             .to_latest(&mut conn)
             .map_err(|e| StoreError::Backend(format!("cannot migrate the embedded store: {e}")))?;
+        conn.execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(backend)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

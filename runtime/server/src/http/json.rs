@@ -41,15 +41,14 @@ where
                 )),
             }
         })?;
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes).map_err(|r| reject(&r))?;
+        let json_whitespace = |b: &&u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+        if bytes.iter().find(|b| !json_whitespace(b)) == Some(&b'[') {
             return Err(ApiError::unprocessable(
                 "the body must be a JSON object, not an array",
             ));
         }
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(reject(&rejection)),
-        }
+        Ok(Self(value))
     }
 }
 

@@ -1,7 +1,9 @@
 //! The HTTP edge: routing, auth, JSON in and problem+json out.
 //!
-//! **Only this module knows HTTP.** Handlers authorise, parse, and call the
-//! [`Service`](crate::service::Service) or the [`pipeline`](crate::pipeline).
+//! **Only this module knows HTTP.** Handlers authorise, parse, call one of
+//! the [`Service`](crate::service::Service),
+//! [`DecidePath`](crate::pipeline::DecidePath) or
+//! [`outcomes::record`](crate::outcomes::record), and map the answer.
 
 pub mod auth;
 pub mod customers;

@@ -1,6 +1,7 @@
 //! The `Store` contract: what every implementation must do, checked the same
 //! way on each. `runtime/store/tests/contract.rs` runs it on the embedded
-//! store; `runtime/cluster/tests/contract.rs` on PostgreSQL + Redis.
+//! store; `tests/blackbox/store_contract.rs` (in the `blackbox_cluster`
+//! suite) on PostgreSQL + Redis.
 //!
 //! Every check works under tenants of its own, so one store serves them all.
 
