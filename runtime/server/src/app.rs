@@ -84,6 +84,17 @@ impl Assembled {
                 Arc::new(blocking(move || SqliteStore::open(&data)).await??)
             }
         };
+        Self::on_store(settings, store, metrics).await
+    }
+
+    /// [`Assembled::new`] on a store already open: tests put one that fails
+    /// on cue in front of a real one.
+    pub async fn on_store(
+        settings: &Settings,
+        store: Arc<dyn Store>,
+        metrics: Option<PrometheusHandle>,
+    ) -> Result<Self, StartError> {
+        settings.validate()?;
         let (limits, compiled) = (settings.limits(), settings.data.join("compiled"));
         let engines = Arc::new(
             blocking(move || Engines::with_compiled_dir(limits, compiled))
