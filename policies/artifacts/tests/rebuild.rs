@@ -4,9 +4,10 @@
 //! `cargo run` nor the server's tests need the `wasm32-unknown-unknown`
 //! target. This test rebuilds both policies from source, the way they were
 //! built for the commit, and requires the same bytes. Builds are
-//! reproducible only on one compiler, so the build runs on [`TOOLCHAIN`]; it
-//! installs that toolchain (minimal profile) or its wasm32 target with rustup
-//! when they are missing, the only part of the test suite that needs either.
+//! reproducible only on one compiler, so the build runs on Rust
+//! [`TOOLCHAIN`]: the active toolchain when it is that version, else that
+//! toolchain installed (minimal profile) with rustup. It adds the wasm32
+//! target when missing, the only part of the test suite that needs it.
 //!
 //! After changing a policy, the SDK or [`TOOLCHAIN`], write the new bytes:
 //! `MOMENT_BLESS_WASM=1 cargo test -p moment-policy-artifacts --test rebuild`.
@@ -71,38 +72,58 @@ fn rustup(args: &[&str]) -> bool {
         .success()
 }
 
-/// Installs [`TOOLCHAIN`] with the wasm32 target when it is missing, or only
-/// the target. An installed toolchain is never reinstalled: that would pull
-/// its compiler from under builds running beside this test.
-fn ensure_toolchain() {
-    let installed = Command::new("rustup")
-        .args(["run", TOOLCHAIN, "rustc", "--version"])
-        .output()
-        .expect("rustup is needed to rebuild the reference policies")
-        .status
-        .success();
-    if !installed {
-        let ok = rustup(&["toolchain", "install", TOOLCHAIN, "--profile", "minimal"])
-            && rustup(&["target", "add", "--toolchain", TOOLCHAIN, TARGET]);
-        assert!(ok, "cannot install Rust {TOOLCHAIN} with {TARGET}");
-        return;
-    }
-    let probe = Command::new("rustup")
-        .args(["run", TOOLCHAIN, "rustc", "--print", "target-libdir"])
-        .args(["--target", TARGET])
+fn rustup_output(args: &[&str]) -> Option<String> {
+    let out = Command::new("rustup")
+        .args(args)
+        .current_dir(workspace())
         .output()
         .expect("rustup is needed to rebuild the reference policies");
-    let libdir = PathBuf::from(String::from_utf8_lossy(&probe.stdout).trim());
-    if !(probe.status.success() && libdir.is_dir()) {
-        assert!(
-            rustup(&["target", "add", "--toolchain", TOOLCHAIN, TARGET]),
-            "cannot add {TARGET} to Rust {TOOLCHAIN}"
-        );
-    }
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// Builds both policies into `target_dir` and answers where the modules are.
-fn build(target_dir: &Path) -> PathBuf {
+/// The toolchain to build with, with the wasm32 target: the active one
+/// when it is Rust [`TOOLCHAIN`] (no download), else [`TOOLCHAIN`] itself,
+/// installed (minimal profile) if missing. An installed toolchain is never
+/// reinstalled: that would pull its compiler from under builds running
+/// beside this test; only a missing target is added.
+fn ensure_toolchain() -> String {
+    let version = |toolchain: &str| rustup_output(&["run", toolchain, "rustc", "--version"]);
+    let active = rustup_output(&["show", "active-toolchain"])
+        .and_then(|line| line.split_whitespace().next().map(str::to_owned))
+        .filter(|active| {
+            version(active).is_some_and(|v| v.starts_with(&format!("rustc {TOOLCHAIN} ")))
+        });
+    let toolchain = active.unwrap_or_else(|| TOOLCHAIN.to_owned());
+    if version(&toolchain).is_none() {
+        assert!(
+            rustup(&["toolchain", "install", &toolchain, "--profile", "minimal"]),
+            "cannot install Rust {toolchain}"
+        );
+    }
+    let libdir = rustup_output(&[
+        "run",
+        &toolchain,
+        "rustc",
+        "--print",
+        "target-libdir",
+        "--target",
+        TARGET,
+    ])
+    .map(PathBuf::from);
+    if !libdir.is_some_and(|dir| dir.is_dir()) {
+        assert!(
+            rustup(&["target", "add", "--toolchain", &toolchain, TARGET]),
+            "cannot add {TARGET} to {toolchain}"
+        );
+    }
+    toolchain
+}
+
+/// Builds both policies with `toolchain` into `target_dir`; answers where
+/// the modules are.
+fn build(toolchain: &str, target_dir: &Path) -> PathBuf {
     let workspace = workspace();
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
@@ -116,7 +137,7 @@ fn build(target_dir: &Path) -> PathBuf {
     );
     let mut command = Command::new("rustup");
     command
-        .args(["run", TOOLCHAIN, "cargo", "build", "--release", "--locked"])
+        .args(["run", toolchain, "cargo", "build", "--release", "--locked"])
         .args(["--target", TARGET])
         .arg("--manifest-path")
         .arg(workspace.join("Cargo.toml"))
@@ -140,9 +161,9 @@ fn build(target_dir: &Path) -> PathBuf {
 
 #[test]
 fn committed_modules_are_what_the_sources_build_to() {
-    ensure_toolchain();
+    let toolchain = ensure_toolchain();
     let workspace = workspace();
-    let release = build(&workspace.join("target").join("wasm-policies"));
+    let release = build(&toolchain, &workspace.join("target").join("wasm-policies"));
     let bless = std::env::var_os("MOMENT_BLESS_WASM").is_some();
     let mut stale = Vec::new();
     for (dir, package) in POLICIES {

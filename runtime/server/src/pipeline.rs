@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::decisions::DecisionLog;
 use crate::profiles::Profiles;
-use crate::registry::{LoadedPolicy, Registry, RunningExperiment};
+use crate::registry::{LoadedPolicy, Registry, RunningExperiment, Tenant};
 use crate::telemetry;
 
 /// Why a decide request got no decision.
@@ -59,13 +59,15 @@ impl DecidePath<'_> {
     /// runs [`decide`], records impressions when asked (deciding again on a
     /// fresher profile when another write to the customer came first), and
     /// logs the decision.
+    /// `tenant` is the registry's entry for `tenant_name`, which the caller
+    /// has already looked up (the edge checks its origins).
     pub async fn decide(
         &self,
         tenant_name: &Name,
+        tenant: &Tenant,
         request: &DecideRequest,
     ) -> Result<DecideResponse, Refused> {
         let (registry, engines, profiles) = (self.registry, self.engines, self.profiles);
-        let tenant = registry.tenant(tenant_name);
         let limit = request
             .check()
             .map_err(|e| Refused::Invalid(e.to_string()))?;

@@ -31,12 +31,13 @@ pub async fn decide(
     headers: HeaderMap,
     ApiJson(request): ApiJson<DecideRequest>,
 ) -> Result<Json<DecideResponse>, ApiError> {
-    check_origin(&headers, &registry.tenant(&caller.tenant).settings)?;
+    let tenant = registry.tenant(&caller.tenant);
+    check_origin(&headers, &tenant.settings)?;
     let path = DecidePath {
         registry: &registry,
         engines: &engines,
         profiles: &profiles,
         decisions: &decisions,
     };
-    Ok(Json(path.decide(&caller.tenant, &request).await?))
+    Ok(Json(path.decide(&caller.tenant, &tenant, &request).await?))
 }

@@ -60,8 +60,9 @@ impl Modify for Problems {
 }
 
 fn document_problems(operation: &mut Operation) {
-    let tenant_key = operation.security.as_ref().is_some_and(|requirements| {
-        serde_json::to_value(requirements).is_ok_and(|v| v.to_string().contains("\"bearer\""))
+    // A requirement serialises as `{scheme name: [scopes]}`.
+    let tenant_key = operation.security.iter().flatten().any(|requirement| {
+        serde_json::to_value(requirement).is_ok_and(|v| v.get("bearer").is_some())
     });
     let has_body = operation.request_body.is_some();
     let names_resource = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
