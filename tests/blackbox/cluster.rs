@@ -335,7 +335,8 @@ async fn decide_answers_without_redis_and_recovers_when_it_returns() {
     // Decide answers from the request alone; the capped action fails closed.
     let ask =
         json!({"point": "hero", "customer_id": "c-1", "record_impressions": true, "explain": true});
-    let (status, answer) = decide(&server, &keys, &ask).await;
+    let res = server.decide(&keys.editor, &ask).await;
+    let (status, answer) = (res.status(), res.json::<Value>().await.unwrap());
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(ids(&answer), ["plain"]);
     assert!(

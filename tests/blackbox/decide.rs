@@ -76,7 +76,7 @@ async fn failing_policies_serve_the_fallback_and_are_counted() {
     for (point, source, reason) in failing {
         server.upload_rhai(&keys.editor, point, source).await;
         let body = json!({"point": point, "customer_id": "c-1", "explain": true});
-        let answer = server.decide_ok(&keys.decide, &body).await;
+        let answer = server.decide_ok(&keys.editor, &body).await;
         assert_eq!(answer["fallback"], true, "{point}");
         assert_eq!(ids(&answer), ["welcome"], "{point}");
         assert_eq!(answer["actions"][0]["score"], json!(null));
@@ -101,7 +101,7 @@ async fn explain_says_what_happened_to_every_action() {
     let keys = server.tenant("acme").await;
     server.upload_rhai(&keys.editor, "hero", BY_VALUE).await;
     let body = json!({"point": "hero", "customer_id": "c-1", "limit": 2, "explain": true});
-    let explain = server.decide_ok(&keys.decide, &body).await["explain"].clone();
+    let explain = server.decide_ok(&keys.editor, &body).await["explain"].clone();
     assert_eq!(
         explain,
         json!({

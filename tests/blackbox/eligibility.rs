@@ -58,7 +58,7 @@ async fn eligibility_uses_stage_channel_profile_and_request_attributes() {
     // The request's attributes and stage override the profile's.
     let overridden = json!({"point": "hero", "customer_id": "c-1", "channel": "web", "stage": "purchase",
                             "attributes": {"plan": "single"}, "limit": 10, "explain": true});
-    let answer = server.decide_ok(&keys.decide, &overridden).await;
+    let answer = server.decide_ok(&keys.editor, &overridden).await;
     assert_eq!(ids(&answer), ["welcome"]);
     let explain = &answer["explain"];
     assert_eq!(explain["winback"]["status"], "ineligible");
@@ -82,7 +82,7 @@ async fn max_per_kind_caps_offers() {
     .await;
     let body = json!({"point": "hero", "customer_id": "c-1", "stage": "at-risk", "channel": "call-center",
                       "attributes": {"plan": "family"}, "limit": 3, "max_per_kind": {"offer": 1}, "explain": true});
-    let answer = server.decide_ok(&keys.decide, &body).await;
+    let answer = server.decide_ok(&keys.editor, &body).await;
     assert_eq!(ids(&answer), ["winback", "agent-callback", "welcome"]);
     assert_eq!(
         answer["explain"]["family-bundle"]["status"],

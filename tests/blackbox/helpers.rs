@@ -155,6 +155,18 @@ impl Server {
         self.data.clone()
     }
 
+    /// The server process's peak resident memory so far (`VmHWM`), in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
+    /// The server's address, for raw sockets.
+    pub fn socket_addr(&self) -> std::net::SocketAddr {
+        self.base.trim_start_matches("http://").parse().unwrap()
+    }
+
     /// Sends SIGTERM and waits for the process to exit; true if it exited 0.
     pub fn terminate(&mut self) -> bool {
         let pid = self.child.id().to_string();

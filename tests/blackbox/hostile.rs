@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Server, expect, ids, rhai_upload, wasm_upload};
 
 /// Each corpus policy (file name) with the reasons its failure may carry.
-const HOSTILE: [(&str, &[&str]); 18] = [
+const HOSTILE: [(&str, &[&str]); 19] = [
     ("loop_forever.wat", &["deadline", "fuel"]),
     ("trap.wat", &["trap"]),
     ("grow_memory.wat", &["memory"]),
@@ -25,6 +25,7 @@ const HOSTILE: [(&str, &[&str]); 18] = [
     ("recurse.rhai", &["stack_overflow"]),
     ("string_doubling.rhai", &["memory"]),
     ("array_growth.rhai", &["memory", "fuel", "deadline"]),
+    ("map_keys.rhai", &["memory"]),
     ("huge_output.rhai", &["memory", "bad_output", "deadline"]),
     ("throw.rhai", &["trap"]),
     ("not_array.rhai", &["bad_output"]),
@@ -111,7 +112,7 @@ async fn every_hostile_policy_gets_the_fallback_while_other_tenants_keep_decidin
     let evil_traffic = async {
         for (file, reasons) in HOSTILE {
             let ask = json!({"point": point(file), "customer_id": "c-1", "explain": true});
-            let answer = server.decide_ok(&evil.decide, &ask).await;
+            let answer = server.decide_ok(&evil.editor, &ask).await;
             assert_eq!(answer["fallback"], true, "{file}");
             assert_eq!(ids(&answer), ["generic-welcome"], "{file}");
             let reason = reason(&answer);
@@ -163,7 +164,7 @@ async fn a_looping_policy_trips_its_breaker_and_a_new_version_starts_closed() {
     let ask = json!({"point": "loop", "customer_id": "c-1", "explain": true});
     let mut reasons = Vec::new();
     for _ in 0..6 {
-        let answer = server.decide_ok(&keys.decide, &ask).await;
+        let answer = server.decide_ok(&keys.editor, &ask).await;
         assert_eq!(answer["fallback"], true);
         reasons.push(reason(&answer));
     }

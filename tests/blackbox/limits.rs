@@ -50,8 +50,8 @@ async fn a_tenants_limits_apply_to_it_alone() {
     let telco =
         json!({"point": "telco", "customer_id": "c-1", "stage": "at-risk", "explain": true});
     let (capped, free) = (
-        server.decide_ok(&tight.decide, &busy).await,
-        server.decide_ok(&roomy.decide, &busy).await,
+        server.decide_ok(&tight.editor, &busy).await,
+        server.decide_ok(&roomy.editor, &busy).await,
     );
     assert_eq!(
         (capped["fallback"].as_bool(), reason(&capped)),
@@ -59,8 +59,8 @@ async fn a_tenants_limits_apply_to_it_alone() {
     );
     assert_eq!(free["fallback"], false);
     let (capped, free) = (
-        server.decide_ok(&tight.decide, &telco).await,
-        server.decide_ok(&roomy.decide, &telco).await,
+        server.decide_ok(&tight.editor, &telco).await,
+        server.decide_ok(&roomy.editor, &telco).await,
     );
     assert_eq!(
         (capped["fallback"].as_bool(), reason(&capped)),

@@ -14,6 +14,7 @@ mod decide;
 mod demo;
 mod eligibility;
 mod experiments;
+mod hardening;
 mod hostile;
 mod limits;
 mod outcomes;

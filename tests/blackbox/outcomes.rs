@@ -39,11 +39,11 @@ async fn a_cap_of_two_impressions_a_day_holds_on_the_third_decide() {
     let ask = json!({"point": "kiosk", "customer_id": "c-1", "record_impressions": true, "explain": true});
     for _ in 0..2 {
         assert_eq!(
-            ids(&server.decide_ok(&keys.decide, &ask).await),
+            ids(&server.decide_ok(&keys.editor, &ask).await),
             ["promo", "welcome"]
         );
     }
-    let third = server.decide_ok(&keys.decide, &ask).await;
+    let third = server.decide_ok(&keys.editor, &ask).await;
     assert_eq!(ids(&third), ["welcome"]);
     assert_eq!(third["explain"]["promo"]["status"], "contact_rule");
 
@@ -84,7 +84,7 @@ async fn a_reject_starts_the_cooldown_across_channels() {
 
     let kiosk =
         json!({"point": "kiosk", "customer_id": "c-1", "channel": "kiosk", "explain": true});
-    let after = server.decide_ok(&keys.decide, &kiosk).await;
+    let after = server.decide_ok(&keys.editor, &kiosk).await;
     assert_eq!(ids(&after), ["welcome"]);
     assert_eq!(after["explain"]["promo"]["status"], "contact_rule");
 }

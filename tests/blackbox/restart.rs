@@ -58,11 +58,11 @@ async fn a_stored_version_that_no_longer_compiles_serves_its_fallback() {
         assert_eq!(changed, 1);
     });
     let ask = json!({"point": "hero", "customer_id": "c-1", "explain": true});
-    let answer = server.decide_ok(&acme.decide, &ask).await;
+    let answer = server.decide_ok(&acme.editor, &ask).await;
     assert_eq!(answer["fallback"], true);
     assert_eq!(answer["explain"]["small"]["reason"], "unloadable");
     assert_eq!(
-        server.decide_ok(&other.decide, &ask).await["fallback"],
+        server.decide_ok(&other.editor, &ask).await["fallback"],
         false
     );
 }

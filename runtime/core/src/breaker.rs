@@ -1,15 +1,18 @@
 //! A circuit breaker per loaded policy version.
 //!
-//! A policy that runs out of its time or operation budget costs a whole
-//! deadline of a worker thread each call; under load, one tenant's looping
-//! policy would crowd out every other tenant's decisions. The breaker watches
-//! each version's last [`WINDOW`] calls: when [`TRIP_AT`] of them ran out of
-//! budget it opens, and for [`OPEN_FOR`] that version serves its fallback
-//! without running (reason `circuit_open`). Then one call is let through as a
-//! probe: if it succeeds the breaker closes, if it fails it opens again.
+//! A failing policy still costs the CPU time it ran for: one that spins for
+//! most of its deadline and then throws, or runs out of budget, costs a
+//! worker thread that long on every call, and under load one tenant's
+//! broken policy would crowd out every other tenant's decisions. The breaker
+//! watches each version's last [`WINDOW`] calls: when [`TRIP_AT`] of them
+//! failed, whatever the kind of failure, it opens, and for [`OPEN_FOR`] that
+//! version serves its fallback without running (reason `circuit_open`). Then
+//! one call is let through as a probe: if it ranks the breaker closes, if it
+//! fails it opens again.
 //!
-//! Only budget failures count: traps and malformed output are cheap and
-//! already fail fast. A new version starts with a closed breaker.
+//! Every failure counts, the cheap ones too: a version that fails three calls
+//! in eight serves its fallback either way, and not running it is cheaper. A
+//! new version starts with a closed breaker.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -34,16 +37,16 @@ pub enum Admit {
 /// What a call that ran the policy came to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ran {
-    /// A ranking, or a cheap failure (trap, bad output …).
-    Finished,
-    /// The deadline or the operation budget ran out.
-    OverBudget,
+    /// A usable ranking.
+    Ranked,
+    /// Any failure: out of budget or memory, a trap, a malformed ranking.
+    Failed,
 }
 
 /// The breaker state of one policy version; lock-free.
 #[derive(Debug, Default)]
 pub struct Breaker {
-    /// The last [`WINDOW`] calls, newest in bit 0; a set bit is a budget failure.
+    /// The last [`WINDOW`] calls, newest in bit 0; a set bit is a failure.
     history: AtomicU32,
     /// While open: when the next probe may run, in ms on [`monotonic_ms`]'s
     /// clock (never 0). Zero while closed.
@@ -79,17 +82,17 @@ impl Breaker {
     pub fn record(&self, ran: Ran) -> bool {
         let open = self.open_until.load(Ordering::Acquire) != 0;
         match ran {
-            Ran::Finished if open => {
+            Ran::Ranked if open => {
                 // The probe succeeded: close with a clean history.
                 self.history.store(0, Ordering::Release);
                 self.open_until.store(0, Ordering::Release);
                 false
             }
-            Ran::Finished => {
+            Ran::Ranked => {
                 self.push(false);
                 false
             }
-            Ran::OverBudget if open => {
+            Ran::Failed if open => {
                 // The probe failed: stay open for another period.
                 self.open_until.store(
                     monotonic_ms() + OPEN_FOR.as_millis() as u64,
@@ -97,7 +100,7 @@ impl Breaker {
                 );
                 false
             }
-            Ran::OverBudget => {
+            Ran::Failed => {
                 let history = self.push(true);
                 if history.count_ones() < TRIP_AT {
                     return false;
@@ -111,9 +114,9 @@ impl Breaker {
     }
 
     /// Shifts one call into the history; returns the new history.
-    fn push(&self, over_budget: bool) -> u32 {
+    fn push(&self, failed: bool) -> u32 {
         let mask = (1 << WINDOW) - 1;
-        let step = |h: u32| ((h << 1) | u32::from(over_budget)) & mask;
+        let step = |h: u32| ((h << 1) | u32::from(failed)) & mask;
         let previous = self
             .history
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| Some(step(h)))
@@ -133,16 +136,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn opens_after_enough_budget_failures_in_the_window() {
+    fn opens_after_enough_failures_in_the_window() {
         let breaker = Breaker::default();
         for _ in 0..WINDOW {
-            assert!(!breaker.record(Ran::Finished));
+            assert!(!breaker.record(Ran::Ranked));
         }
-        assert!(!breaker.record(Ran::OverBudget));
-        assert!(!breaker.record(Ran::Finished));
-        assert!(!breaker.record(Ran::OverBudget));
+        assert!(!breaker.record(Ran::Failed));
+        assert!(!breaker.record(Ran::Ranked));
+        assert!(!breaker.record(Ran::Failed));
         assert_eq!(breaker.admit(), Admit::Run);
-        assert!(breaker.record(Ran::OverBudget), "third failure in 8 calls");
+        assert!(breaker.record(Ran::Failed), "third failure in 8 calls");
         assert_eq!(breaker.admit(), Admit::Open);
     }
 
@@ -150,9 +153,9 @@ mod tests {
     fn failures_that_leave_the_window_are_forgotten() {
         let breaker = Breaker::default();
         for _ in 0..20 {
-            breaker.record(Ran::OverBudget);
+            breaker.record(Ran::Failed);
             for _ in 0..WINDOW {
-                breaker.record(Ran::Finished);
+                breaker.record(Ran::Ranked);
             }
         }
         assert_eq!(breaker.admit(), Admit::Run);
@@ -162,19 +165,19 @@ mod tests {
     fn one_probe_after_the_open_period_decides() {
         let breaker = Breaker::default();
         for _ in 0..TRIP_AT {
-            breaker.record(Ran::OverBudget);
+            breaker.record(Ran::Failed);
         }
         assert_eq!(breaker.admit(), Admit::Open);
         // Pretend the open period is over.
         breaker.open_until.store(1, Ordering::Release);
         assert_eq!(breaker.admit(), Admit::Run, "the probe");
         assert_eq!(breaker.admit(), Admit::Open, "only one probe at a time");
-        breaker.record(Ran::OverBudget);
+        breaker.record(Ran::Failed);
         assert_eq!(breaker.admit(), Admit::Open, "a failed probe reopens");
 
         breaker.open_until.store(1, Ordering::Release);
         assert_eq!(breaker.admit(), Admit::Run);
-        breaker.record(Ran::Finished);
+        breaker.record(Ran::Ranked);
         assert_eq!(breaker.admit(), Admit::Run, "a good probe closes");
         assert_eq!(breaker.history.load(Ordering::Acquire), 0);
     }

@@ -22,8 +22,11 @@ pub struct Limits {
     pub deadline: Duration,
     /// Rhai operations one call may perform.
     pub rhai_max_operations: u64,
-    /// Largest Rhai string, array or map a call may build (bytes or items).
+    /// Largest Rhai array a call may build, in items; strings and maps are
+    /// capped tighter still (see `moment_engines::rhai_engine`).
     pub rhai_max_data: usize,
+    /// Heap a Rhai call may hold beyond its input, in bytes.
+    pub rhai_max_memory_bytes: usize,
     /// WASM fuel (roughly, instructions) one call may burn.
     pub wasm_fuel: u64,
     /// Largest linear memory a WASM policy may have, in bytes.
@@ -42,6 +45,7 @@ impl Default for Limits {
             deadline: Duration::from_millis(20),
             rhai_max_operations: 1_000_000,
             rhai_max_data: 64 * 1024,
+            rhai_max_memory_bytes: 32 * 1024 * 1024,
             wasm_fuel: 100_000_000,
             wasm_memory_bytes: 16 * 1024 * 1024,
             // Room for a 1,000-action catalog with its history.
@@ -236,9 +240,9 @@ pub enum PolicyError {
     /// The output names an action that is not a candidate.
     #[error("policy returned action {0:?}, which is not a candidate")]
     UnknownAction(String),
-    /// The version's breaker is open after repeated budget overruns; the
+    /// The version's breaker is open after repeated failures; the
     /// policy was not run (see [`crate::breaker`]).
-    #[error("policy paused after repeated budget overruns")]
+    #[error("policy paused after repeated failures")]
     CircuitOpen,
 }
 
@@ -259,13 +263,5 @@ impl PolicyError {
             PolicyError::Unloadable => "unloadable",
             PolicyError::CircuitOpen => "circuit_open",
         }
-    }
-}
-
-impl PolicyError {
-    /// True for failures that used up the call's whole time or operation
-    /// budget: the ones the breaker counts.
-    pub fn over_budget(&self) -> bool {
-        matches!(self, PolicyError::Deadline | PolicyError::Fuel)
     }
 }

@@ -17,7 +17,9 @@ use crate::call::{History, Limits, PolicyError, Scored};
 use crate::model::Name;
 use crate::model::contact::WhenUnavailable;
 use crate::model::policy::{ActionKind, Bundle};
-use crate::model::profile::{AttributesError, MAX_CUSTOMER_ID_LEN, Profile, check_depth};
+use crate::model::document::{DocumentError, check_document};
+use crate::model::profile::{MAX_CUSTOMER_ID_LEN, Profile};
+use crate::model::text::{TextError, check_id};
 
 /// Largest `limit` a caller may ask for.
 pub const MAX_LIMIT: usize = 100;
@@ -64,25 +66,23 @@ pub struct DecideRequest {
 /// Why a decide request was refused before any policy ran.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum RequestError {
-    /// `customer_id` is empty or too long.
-    #[error("customer_id must be 1 to {MAX_CUSTOMER_ID_LEN} bytes long")]
-    CustomerId,
+    /// `customer_id` is empty, too long or not text.
+    #[error(transparent)]
+    CustomerId(#[from] TextError),
     /// `limit` is out of range.
     #[error("limit must be between 1 and {MAX_LIMIT}")]
     Limit,
-    /// `attributes` or `context` nests too deeply.
+    /// `attributes` or `context` is over one of its bounds.
     #[error(transparent)]
-    Document(#[from] AttributesError),
+    Document(#[from] DocumentError),
 }
 
 impl DecideRequest {
     /// Checks the fields serde cannot, returning the effective limit.
     pub fn check(&self) -> Result<usize, RequestError> {
-        if self.customer_id.is_empty() || self.customer_id.len() > MAX_CUSTOMER_ID_LEN {
-            return Err(RequestError::CustomerId);
-        }
-        check_depth("attributes", &self.attributes)?;
-        check_depth("context", &self.context)?;
+        check_id("customer_id", &self.customer_id, MAX_CUSTOMER_ID_LEN)?;
+        check_document("attributes", &self.attributes)?;
+        check_document("context", &self.context)?;
         match self.limit.unwrap_or(DEFAULT_LIMIT) {
             n @ 1..=MAX_LIMIT => Ok(n),
             _ => Err(RequestError::Limit),
@@ -488,6 +488,13 @@ mod tests {
         assert_eq!(req("c", None).check(), Ok(DEFAULT_LIMIT));
         assert_eq!(req("c", Some(0)).check(), Err(RequestError::Limit));
         assert_eq!(req("c", Some(101)).check(), Err(RequestError::Limit));
-        assert_eq!(req("", None).check(), Err(RequestError::CustomerId));
+        assert!(matches!(
+            req("", None).check(),
+            Err(RequestError::CustomerId(_))
+        ));
+        assert!(matches!(
+            req("c\u{0}1", None).check(),
+            Err(RequestError::CustomerId(TextError::Control { .. }))
+        ));
     }
 }

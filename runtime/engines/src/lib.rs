@@ -1,18 +1,26 @@
 //! Policy engines: compile tenant code once, run it per decision under
 //! limits. Rhai and wasmtime live here and nowhere else; so does the
-//! workspace's one `unsafe` block (mapping a compiled module from a file,
-//! `wasm_engine.rs`).
+//! workspace's `unsafe` code: mapping a compiled module from a file
+//! (`wasm_engine.rs`) and the process's allocator, which counts each
+//! thread's live heap so a Rhai call can be held to a memory budget
+//! ([`memory`]).
 //!
 //! **Tenant code never runs without a budget** ([`moment_core::call`]):
 //! every call has a wall-clock deadline and an operation (or fuel) budget,
 //! plus size caps on what goes in and comes out. Every way a policy can fail
 //! is a [`PolicyError`] variant.
 
+pub mod memory;
 pub mod rhai_engine;
 pub mod wasm_engine;
 
 #[cfg(test)]
 mod corpus_tests;
+
+/// The engines' own tests run with the heap counted, as the server does.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: memory::Accounting<std::alloc::System> = memory::Accounting(std::alloc::System);
 
 use std::path::PathBuf;
 
@@ -101,6 +109,12 @@ impl Engines {
     }
 
     fn build(limits: Limits, compiled_dir: Option<PathBuf>) -> Result<Self, SetupError> {
+        if !memory::installed() {
+            tracing::warn!(
+                "the allocator does not count heaps (moment_engines::memory::Accounting): \
+                 Rhai calls are held to Rhai's size caps only, not to a heap budget"
+            );
+        }
         Ok(Self {
             rhai: rhai_engine::RhaiEngine::new(&limits),
             wasm: wasm_engine::WasmEngine::new(&limits, compiled_dir)?,

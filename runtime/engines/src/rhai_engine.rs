@@ -2,8 +2,18 @@
 //! `#{id, score}` maps.
 //!
 //! The engine is built once with every limit set (Rhai limits nothing unless
-//! told), no module resolver (no `import` from disk), no `eval`, and printing
-//! discarded. Scripts compile once per version.
+//! told), no module resolver (no `import` from disk), no `eval`, no `curry`
+//! and no closures (Rhai is built with `no_closure`: data a function pointer
+//! carries is invisible to its size checks), and printing discarded. Scripts
+//! compile once per version.
+//!
+//! **Memory**: between any two operations the call's live heap is read
+//! ([`crate::memory`]) and the call ends with [`PolicyError::Memory`] past
+//! [`Limits::rhai_max_memory_bytes`]. One operation (a `pad`, an array
+//! `+`) can still add what Rhai's size checks let through before the next
+//! look; those checks do not count map keys, so strings and maps are capped
+//! tighter than arrays, bounding one operation to
+//! [`MAX_MAP_ENTRIES`] × [`MAX_STRING_BYTES`] (32 MiB) of unseen keys.
 
 use std::cell::Cell;
 use std::time::Instant;
@@ -13,16 +23,25 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
 
 use moment_core::call::{Limits, PolicyError, PolicyInput, Scored};
 
-use crate::CompileError;
+use crate::{CompileError, memory};
 
 /// How many Rhai operations pass between two looks at the clock.
 const CLOCK_EVERY_OPS: u64 = 256;
+
+/// Longest string a script may build, in bytes (and so its longest map key).
+pub const MAX_STRING_BYTES: usize = 4 * 1024;
+
+/// Most map entries one value a script builds may hold, nested ones included.
+pub const MAX_MAP_ENTRIES: usize = 8 * 1024;
 
 /// The budget of the Rhai call running on a thread.
 #[derive(Clone, Copy)]
 struct Budget {
     deadline: Instant,
     max_operations: u64,
+    /// The thread's live heap when the call started ([`memory::live_bytes`]).
+    heap_base: isize,
+    max_heap: isize,
 }
 
 /// Why the progress hook stopped a call.
@@ -30,6 +49,7 @@ struct Budget {
 enum Stopped {
     Deadline,
     Operations,
+    Memory,
 }
 
 thread_local! {
@@ -57,25 +77,28 @@ impl RhaiEngine {
             .set_max_operations(limits.rhai_max_operations)
             .set_max_call_levels(32)
             .set_max_expr_depths(64, 32)
-            .set_max_string_size(limits.rhai_max_data)
+            .set_max_string_size(limits.rhai_max_data.min(MAX_STRING_BYTES))
             .set_max_array_size(limits.rhai_max_data)
-            .set_max_map_size(limits.rhai_max_data)
+            .set_max_map_size(limits.rhai_max_data.min(MAX_MAP_ENTRIES))
             .set_max_variables(1024)
             .set_max_functions(256)
             .set_max_modules(0)
             .set_module_resolver(DummyModuleResolver::new())
             .disable_symbol("eval")
             .disable_symbol("import")
+            .disable_symbol("curry")
             .on_print(|_| {})
             .on_debug(|_, _, _| {})
             .on_progress(|ops| {
                 // The per-call budget (a tenant's may be tighter than the
-                // engine-wide ceiling) is looked at every 256 operations.
-                if ops % CLOCK_EVERY_OPS != 0 {
-                    return None;
-                }
+                // engine-wide ceiling): the heap after every operation, the
+                // operations and the clock every 256.
                 let budget = BUDGET.with(Cell::get)?;
-                let stopped = if ops > budget.max_operations {
+                let stopped = if memory::live_bytes() - budget.heap_base > budget.max_heap {
+                    Stopped::Memory
+                } else if ops % CLOCK_EVERY_OPS != 0 {
+                    return None;
+                } else if ops > budget.max_operations {
                     Stopped::Operations
                 } else if Instant::now() >= budget.deadline {
                     Stopped::Deadline
@@ -122,6 +145,8 @@ impl RhaiEngine {
         let budget = Budget {
             deadline: Instant::now() + limits.deadline,
             max_operations: limits.rhai_max_operations,
+            heap_base: memory::live_bytes(),
+            max_heap: isize::try_from(limits.rhai_max_memory_bytes).unwrap_or(isize::MAX),
         };
         BUDGET.with(|b| b.set(Some(budget)));
         STOPPED.with(|s| s.set(None));
@@ -160,6 +185,9 @@ fn classify(err: &EvalAltResult, stopped: Option<Stopped>) -> PolicyError {
     match err.unwrap_inner() {
         EvalAltResult::ErrorTerminated(..) if stopped == Some(Stopped::Operations) => {
             PolicyError::Fuel
+        }
+        EvalAltResult::ErrorTerminated(..) if stopped == Some(Stopped::Memory) => {
+            PolicyError::Memory
         }
         EvalAltResult::ErrorTerminated(..) => PolicyError::Deadline,
         EvalAltResult::ErrorTooManyOperations(..) => PolicyError::Fuel,
@@ -326,6 +354,38 @@ mod tests {
             run("fn decide(ctx) { [#{id: 1}] }", Limits::default()),
             Err(PolicyError::BadOutput(_))
         ));
+    }
+
+    #[test]
+    fn curry_and_captures_are_refused() {
+        let engine = RhaiEngine::new(&Limits::default());
+        let curry = r#"fn decide(ctx) { let f = Fn("decide").curry(1); [] }"#;
+        assert!(engine.compile(curry).is_err());
+        let capture = r#"fn decide(ctx) { let a = 1; let f = |x| a + x; [#{id: "a", score: f.call(1)}] }"#;
+        let outcome = engine
+            .compile(capture)
+            .map_err(|_| ())
+            .and_then(|_| run(capture, Limits::default()).map_err(|_| ()));
+        assert!(outcome.is_err(), "a closure saw its surroundings");
+    }
+
+    #[test]
+    fn long_map_keys_count_against_the_heap_budget() {
+        // 700 entries are well inside Rhai's map cap; their 2 KiB keys are not
+        // inside a 1 MiB heap.
+        let keys = r#"fn decide(ctx) {
+            let key = "k";
+            while key.len() < 2000 { key += key; }
+            let m = #{};
+            for i in 0..700 { m[key + i] = i; }
+            []
+        }"#;
+        let tight = Limits {
+            rhai_max_memory_bytes: 1 << 20,
+            ..Limits::default()
+        };
+        assert_eq!(run(keys, tight).err(), Some(PolicyError::Memory));
+        assert_eq!(run(keys, Limits::default()), Ok(vec![]));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::http::{AppState, BodyLimits, router};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
 use crate::replication;
+use crate::serve::{Timeouts, serve};
 use crate::service::{Service, ServiceError};
 use crate::settings::{Settings, SettingsError};
 use moment_cluster::ClusterStore;
@@ -150,6 +151,7 @@ impl Assembled {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    timeouts: Timeouts,
     log_writer: tokio::task::JoinHandle<()>,
     demo: Option<demo::DemoKeys>,
 }
@@ -172,6 +174,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            timeouts: settings.timeouts(),
             log_writer,
             demo,
         })
@@ -189,12 +192,10 @@ impl Application {
         self.demo.as_ref()
     }
 
-    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests and
-    /// flushes the decision log.
+    /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests (for
+    /// at most the drain timeout) and flushes the decision log.
     pub async fn run(self) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        serve(self.listener, self.router, self.timeouts, shutdown_signal()).await;
         // The router, and with it every handle to the log, is gone: the writer
         // drains what is queued and ends.
         if let Err(error) = self.log_writer.await {
@@ -219,5 +220,4 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! { () = ctrl_c => {}, () = term => {} }
-    tracing::info!("shutting down: draining in-flight requests");
 }

@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod profiles;
 pub mod registry;
 pub mod replication;
+pub mod serve;
 pub mod service;
 pub mod settings;
 pub mod telemetry;

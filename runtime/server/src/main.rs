@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use metrics_exporter_prometheus::PrometheusBuilder;
+use moment_engines::memory::Accounting;
 use moment_server::app::Application;
 use moment_server::settings::Settings;
 use moment_server::telemetry;
@@ -11,9 +12,10 @@ use tracing_subscriber::EnvFilter;
 
 /// mimalloc rather than glibc's malloc: a decision allocates and frees many
 /// small objects (JSON maps and strings, the decision record), where glibc's
-/// malloc and free were ~14% of the server's CPU under load.
+/// malloc and free were ~14% of the server's CPU under load. Counted per
+/// thread, so that a Rhai call is held to its heap budget.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: Accounting<mimalloc::MiMalloc> = Accounting(mimalloc::MiMalloc);
 
 /// Moment: next-best-action decisions.
 #[derive(Parser)]

@@ -5,6 +5,7 @@
 use moment_core::clock::now_ms;
 use moment_core::model::Name;
 use moment_core::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
+use moment_core::model::text::{TextError, check_id};
 use moment_store::{RecordedOutcomes, StoreError};
 use serde::Deserialize;
 
@@ -16,6 +17,11 @@ use crate::telemetry;
 pub const MAX_BATCH: usize = 1000;
 /// Longest idempotency key, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
+/// Longest decision or action id an outcome may name, in bytes.
+pub const MAX_ID_LEN: usize = 256;
+/// Largest magnitude of an outcome's value: sums of billions of them stay
+/// exact enough and never overflow.
+pub const MAX_VALUE: f64 = 1e12;
 
 /// One outcome as a caller reports it.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -71,18 +77,16 @@ pub async fn record(
     let at_ms = now_ms();
     let mut events = Vec::with_capacity(outcomes.len());
     for (i, o) in outcomes.into_iter().enumerate() {
-        if o.value.is_some_and(|v| !v.is_finite()) {
+        if o.value.is_some_and(|v| !(-MAX_VALUE..=MAX_VALUE).contains(&v)) {
             return Err(OutcomeError::Invalid(format!(
-                "events[{i}].value must be a finite number"
+                "events[{i}].value must be a number between -{MAX_VALUE:e} and {MAX_VALUE:e}"
             )));
         }
-        if o.idempotency_key
-            .as_ref()
-            .is_some_and(|k| k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN)
-        {
-            return Err(OutcomeError::Invalid(format!(
-                "events[{i}].idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} bytes long"
-            )));
+        let text = |e: TextError| OutcomeError::Invalid(format!("events[{i}]: {e}"));
+        check_id("decision_id", &o.decision_id, MAX_ID_LEN).map_err(text)?;
+        check_id("action_id", &o.action_id, MAX_ID_LEN).map_err(text)?;
+        if let Some(key) = &o.idempotency_key {
+            check_id("idempotency_key", key, MAX_IDEMPOTENCY_KEY_LEN).map_err(text)?;
         }
         let decision = decisions
             .find(tenant, &o.decision_id)

@@ -259,20 +259,22 @@ pub fn decide(
         Admit::Open => Err(PolicyError::CircuitOpen),
         Admit::Run => {
             let started = Instant::now();
-            let outcome = engines.run(&policy.program, &input, subject.limits);
+            let outcome = engines
+                .run(&policy.program, &input, subject.limits)
+                .and_then(|scored| rank(bundle, &allowed, scored));
             telemetry::policy_call(engine, started.elapsed());
-            let ran = match &outcome {
-                Err(err) if err.over_budget() => Ran::OverBudget,
-                _ => Ran::Finished,
+            let ran = match outcome {
+                Ok(_) => Ran::Ranked,
+                Err(_) => Ran::Failed,
             };
             if policy.breaker.record(ran) {
                 telemetry::breaker_opened(engine);
                 tracing::warn!(
                     tenant = %subject.tenant, policy = %policy.name, version = policy.version,
-                    "policy keeps running out of budget; pausing it (serving its fallback)"
+                    "policy keeps failing; pausing it (serving its fallback)"
                 );
             }
-            outcome.and_then(|scored| rank(bundle, &allowed, scored))
+            outcome
         }
     };
 

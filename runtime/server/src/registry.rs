@@ -56,6 +56,12 @@ pub struct TenantSettings {
     /// `closed` (hide ruled actions, the default) or `open`.
     #[serde(default)]
     pub contact_rules_when_unavailable: WhenUnavailable,
+    /// The request attributes a publishable `decide` key may set; others it
+    /// sends are ignored (and counted). Unset, it may set any: a browser can
+    /// then claim `"tier": "gold"`, so set this for tenants with web pages.
+    /// Editor and admin keys may always set any attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_attributes: Option<Vec<String>>,
 }
 
 fn any_origin() -> Vec<String> {
@@ -83,6 +89,7 @@ impl Default for TenantSettings {
             groups: BTreeMap::new(),
             limits: TenantLimits::default(),
             contact_rules_when_unavailable: WhenUnavailable::default(),
+            caller_attributes: None,
         }
     }
 }
@@ -107,6 +114,10 @@ pub struct SettingsPatch {
     /// New behaviour of contact rules while the history cannot be read.
     #[serde(default)]
     pub contact_rules_when_unavailable: Option<WhenUnavailable>,
+    /// New list of attributes a decide key may set (replaces it); `[]`
+    /// allows none.
+    #[serde(default)]
+    pub caller_attributes: Option<Vec<String>>,
 }
 
 impl TenantSettings {
@@ -122,7 +133,17 @@ impl TenantSettings {
             contact_rules_when_unavailable: patch
                 .contact_rules_when_unavailable
                 .unwrap_or(self.contact_rules_when_unavailable),
+            caller_attributes: patch
+                .caller_attributes
+                .or_else(|| self.caller_attributes.clone()),
         }
+    }
+
+    /// Whether a publishable decide key may set request attribute `name`.
+    pub fn caller_may_set(&self, name: &str) -> bool {
+        self.caller_attributes
+            .as_ref()
+            .is_none_or(|allowed| allowed.iter().any(|a| a == name))
     }
 
     /// Whether a browser page from `origin` may call this tenant's decide route.
@@ -169,7 +190,7 @@ pub struct LoadedPolicy {
     pub bundle: Arc<Bundle>,
     /// Compiled code.
     pub program: Program,
-    /// Pauses the program after repeated budget overruns.
+    /// Pauses the program after repeated failures.
     pub breaker: Breaker,
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use moment_core::call::Limits;
 
+use crate::serve::Timeouts;
+
 /// Shortest root token accepted.
 pub const MIN_ROOT_TOKEN_LEN: usize = 16;
 
@@ -64,6 +66,19 @@ pub struct Settings {
     /// How many compiled policy versions to keep besides the live ones.
     #[arg(long, env = "MOMENT_POLICY_CACHE_VERSIONS", default_value = "4096")]
     pub policy_cache_versions: NonZeroUsize,
+    /// Time a client has to send a request's headers, in milliseconds; also
+    /// how long a keep-alive connection may sit idle.
+    #[arg(long, env = "MOMENT_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// Time a client may leave between two chunks of a request body, in milliseconds.
+    #[arg(long, env = "MOMENT_BODY_READ_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_read_timeout_ms: u64,
+    /// Most client connections open at once; more wait to be accepted.
+    #[arg(long, env = "MOMENT_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// How long in-flight requests have to finish after SIGTERM, in milliseconds.
+    #[arg(long, env = "MOMENT_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub drain_timeout_ms: u64,
 }
 
 /// A setting that cannot work.
@@ -134,7 +149,29 @@ impl Settings {
         if !(1024..=64 << 20).contains(&self.max_code_bytes) {
             return Err(SettingsError::OutOfRange("max_code_bytes", 1024, 64 << 20));
         }
+        for (name, ms) in [
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("body_read_timeout_ms", self.body_read_timeout_ms),
+            ("drain_timeout_ms", self.drain_timeout_ms),
+        ] {
+            if !(100..=600_000).contains(&ms) {
+                return Err(SettingsError::OutOfRange(name, 100, 600_000));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            return Err(SettingsError::OutOfRange("max_connections", 1, 1_000_000));
+        }
         Ok(())
+    }
+
+    /// The listener's timeouts and connection cap.
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            header_read: Duration::from_millis(self.header_read_timeout_ms),
+            body_read: Duration::from_millis(self.body_read_timeout_ms),
+            max_connections: self.max_connections,
+            drain: Duration::from_millis(self.drain_timeout_ms),
+        }
     }
 
     /// The policy limits these settings give.

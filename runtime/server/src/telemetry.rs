@@ -28,6 +28,9 @@ pub const PROFILES_UNAVAILABLE: &str = "moment_profiles_unavailable_total";
 pub const DECIDE_RETRIES: &str = "moment_decide_retries_total";
 /// Outcomes received, by `result` (`stored` or `duplicate`).
 pub const OUTCOMES: &str = "moment_outcomes_total";
+/// Request attributes a publishable key sent but may not set (the tenant's
+/// `caller_attributes`), ignored.
+pub const CALLER_ATTRIBUTES_IGNORED: &str = "moment_caller_attributes_ignored_total";
 /// HTTP responses, by `route`, `method` and `status`.
 pub const HTTP_REQUESTS: &str = "moment_http_requests_total";
 /// HTTP latency, by `route`.
@@ -42,7 +45,7 @@ pub fn describe() {
     describe_counter!(FALLBACKS, "Fallback answers, by engine and failure reason");
     describe_counter!(
         BREAKER_OPENED,
-        "Policy versions paused after repeated budget overruns, by engine"
+        "Policy versions paused after repeated failures, by engine"
     );
     describe_counter!(
         PROFILES_UNAVAILABLE,
@@ -55,6 +58,10 @@ pub fn describe() {
     describe_counter!(
         DECISION_LOG_LOST,
         "Decision-log records never written, by cause (queue_full, store)"
+    );
+    describe_counter!(
+        CALLER_ATTRIBUTES_IGNORED,
+        "Request attributes from publishable keys ignored: not in the tenant's caller_attributes"
     );
     describe_gauge!(
         DECISION_LOG_QUEUED,
@@ -74,6 +81,13 @@ pub fn describe() {
         metrics::Unit::Seconds,
         "HTTP request duration"
     );
+}
+
+/// Counts request attributes a publishable key may not set, dropped.
+pub fn caller_attributes_ignored(count: usize) {
+    if count > 0 {
+        counter!(CALLER_ATTRIBUTES_IGNORED).increment(count as u64);
+    }
 }
 
 /// Records one policy call.

@@ -9,9 +9,12 @@ use serde_json::Value;
 
 use super::name::{Name, NameError};
 use super::outcome::OutcomeType;
+use super::text::check_id;
 
 /// How far weights may stray from summing to 1.
 const WEIGHT_TOLERANCE: f64 = 1e-6;
+/// Longest variant id, in bytes.
+pub const MAX_VARIANT_ID_LEN: usize = 64;
 
 /// An experiment as the owner defines it (body of `POST /v1/experiments`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -97,7 +100,7 @@ pub enum ExperimentError {
     #[error("an experiment needs at least two variants")]
     TooFewVariants,
     /// A variant id is empty or repeated.
-    #[error("variant ids must be non-empty and unique; {0:?} is not")]
+    #[error("variant ids must be unique, 1 to {MAX_VARIANT_ID_LEN} bytes of printable text; {0:?} is not")]
     VariantId(String),
     /// A weight outside (0, 1].
     #[error("variants[{0}].weight must be above 0 and at most 1")]
@@ -141,7 +144,9 @@ impl Experiment {
             return Err(ExperimentError::TooFewVariants);
         }
         for (i, v) in spec.variants.iter().enumerate() {
-            if v.id.is_empty() || spec.variants[..i].iter().any(|w| w.id == v.id) {
+            if check_id("variant id", &v.id, MAX_VARIANT_ID_LEN).is_err()
+                || spec.variants[..i].iter().any(|w| w.id == v.id)
+            {
                 return Err(ExperimentError::VariantId(v.id.clone()));
             }
             if !(v.weight > 0.0 && v.weight <= 1.0) {

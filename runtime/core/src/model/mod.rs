@@ -4,6 +4,7 @@
 //! [`Bundle`](policy::Bundle) has already been checked for duplicate ids.
 
 pub mod contact;
+pub mod document;
 pub mod experiment;
 pub mod key;
 pub mod name;
@@ -11,6 +12,7 @@ pub mod objects;
 pub mod outcome;
 pub mod policy;
 pub mod profile;
+pub mod text;
 
 pub use key::{ApiKey, KeyHash, Role};
 pub use name::{Name, NameError};

@@ -11,6 +11,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::contact::ContactRule;
+use super::text::{TextError, check_id};
 
 /// Most actions one catalog may hold.
 pub const MAX_CATALOG_LEN: usize = 10_000;
@@ -145,9 +146,14 @@ pub enum BundleError {
     /// More actions than [`MAX_CATALOG_LEN`].
     #[error("catalog has {0} actions; at most {MAX_CATALOG_LEN} are allowed")]
     TooManyActions(usize),
-    /// An id is empty or too long.
-    #[error("catalog[{0}].id must be 1 to {MAX_ACTION_ID_LEN} bytes long")]
-    BadActionId(usize),
+    /// An id is empty, too long or not text.
+    #[error("catalog[{index}]: {error}")]
+    BadActionId {
+        /// Position of the action.
+        index: usize,
+        /// What is wrong with its id.
+        error: TextError,
+    },
     /// Two actions share an id.
     #[error("catalog[{index}].id {id:?} is used by an earlier action; action ids must be unique")]
     DuplicateAction {
@@ -214,9 +220,8 @@ impl Bundle {
         }
         let mut index = HashMap::with_capacity(catalog.len());
         for (i, action) in catalog.iter().enumerate() {
-            if action.id.is_empty() || action.id.len() > MAX_ACTION_ID_LEN {
-                return Err(BundleError::BadActionId(i));
-            }
+            check_id("id", &action.id, MAX_ACTION_ID_LEN)
+                .map_err(|error| BundleError::BadActionId { index: i, error })?;
             if !action.value.is_finite() || action.cost.is_some_and(|c| !c.is_finite()) {
                 return Err(BundleError::NonFiniteNumber(i));
             }
@@ -346,7 +351,10 @@ mod tests {
         );
         assert_eq!(
             Bundle::new(vec![action("")], &[]).err(),
-            Some(BundleError::BadActionId(0))
+            Some(BundleError::BadActionId {
+                index: 0,
+                error: TextError::Empty { field: "id" }
+            })
         );
     }
 

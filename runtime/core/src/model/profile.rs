@@ -19,21 +19,10 @@ pub const MAX_IMPRESSIONS_KEPT: usize = 1000;
 pub const MAX_ATTRIBUTES: usize = 256;
 /// Largest a profile's attributes may be, in bytes of JSON.
 pub const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
-/// Deepest nesting of objects and arrays accepted inside attributes and
-/// context (`{"a": {"b": 1}}` is 2 deep).
-pub const MAX_DEPTH: usize = 16;
 
 /// Why attributes were refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AttributesError {
-    /// A value nests objects or arrays too deeply.
-    #[error("{field}.{key} nests objects and arrays more than {MAX_DEPTH} levels deep")]
-    TooDeep {
-        /// `attributes` or `context`.
-        field: &'static str,
-        /// The top-level key holding the value.
-        key: String,
-    },
     /// The merged profile would hold too many attributes.
     #[error(
         "the profile would have {0} attributes; at most {MAX_ATTRIBUTES} are allowed (a null value removes one)"
@@ -44,30 +33,6 @@ pub enum AttributesError {
         "the profile's attributes would take {0} bytes of JSON; at most {MAX_ATTRIBUTES_BYTES} are allowed"
     )]
     TooLarge(usize),
-}
-
-/// Refuses any value of `map` nesting deeper than [`MAX_DEPTH`] (`map`
-/// itself is level 0). Runs on every decide: no allocation, and recursion
-/// no deeper than [`MAX_DEPTH`] + 1.
-pub fn check_depth(field: &'static str, map: &Map<String, Value>) -> Result<(), AttributesError> {
-    match map.iter().find(|(_, value)| nests_deeper(value, MAX_DEPTH)) {
-        Some((key, _)) => Err(AttributesError::TooDeep {
-            field,
-            key: key.clone(),
-        }),
-        None => Ok(()),
-    }
-}
-
-/// True when `value` has objects or arrays nested more than `levels` deep
-/// (a container is one level).
-fn nests_deeper(value: &Value, levels: usize) -> bool {
-    let deeper = |child: &Value| nests_deeper(child, levels - 1);
-    match value {
-        Value::Array(items) => levels == 0 || items.iter().any(deeper),
-        Value::Object(fields) => levels == 0 || fields.values().any(deeper),
-        _ => false,
-    }
 }
 
 /// A customer profile.
@@ -213,24 +178,6 @@ mod tests {
             p.merge(big, None),
             Err(AttributesError::TooLarge(_))
         ));
-    }
-
-    #[test]
-    fn depth_is_counted_from_the_top_level_value() {
-        let mut deep = json!(1);
-        for _ in 0..MAX_DEPTH {
-            deep = json!([deep]);
-        }
-        let ok = Map::from_iter([("k".to_owned(), deep.clone())]);
-        assert_eq!(check_depth("attributes", &ok), Ok(()));
-        let too_deep = Map::from_iter([("k".to_owned(), json!({ "more": deep }))]);
-        assert_eq!(
-            check_depth("context", &too_deep),
-            Err(AttributesError::TooDeep {
-                field: "context",
-                key: "k".to_owned()
-            })
-        );
     }
 
     #[test]

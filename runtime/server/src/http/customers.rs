@@ -14,7 +14,9 @@ use super::json::ApiJson;
 
 use crate::profiles::Profiles;
 use crate::registry::Registry;
-use moment_core::model::profile::{ContactHistory, MAX_CUSTOMER_ID_LEN, Profile, check_depth};
+use moment_core::model::document::check_document;
+use moment_core::model::profile::{ContactHistory, MAX_CUSTOMER_ID_LEN, Profile};
+use moment_core::model::text::check_id;
 
 /// Body of `PATCH /v1/customers/{id}`.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -55,12 +57,8 @@ impl CustomerView {
 }
 
 fn customer_id(id: &str) -> Result<(), ApiError> {
-    if id.is_empty() || id.len() > MAX_CUSTOMER_ID_LEN {
-        return Err(ApiError::unprocessable(format!(
-            "customer id must be 1 to {MAX_CUSTOMER_ID_LEN} bytes long"
-        )));
-    }
-    Ok(())
+    check_id("customer id", id, MAX_CUSTOMER_ID_LEN)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))
 }
 
 /// Merges attributes (and optionally the stage) into a customer's profile.
@@ -75,7 +73,7 @@ pub async fn patch(
     ApiJson(body): ApiJson<PatchCustomer>,
 ) -> Result<Json<CustomerView>, ApiError> {
     customer_id(&id)?;
-    check_depth("attributes", &body.attributes)
+    check_document("attributes", &body.attributes)
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     let tenant = registry.tenant(&caller.tenant);
     if let Some(stage) = &body.stage

@@ -1,5 +1,7 @@
 //! `POST /v1/decide`: the hot path. The handler checks the key, the origin
-//! and the body; deciding is [`DecidePath::decide`].
+//! and the body, and holds a publishable key to what a web page needs (no
+//! `explain`; only the tenant's `caller_attributes`); deciding is
+//! [`DecidePath::decide`].
 
 use std::sync::Arc;
 
@@ -7,6 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use moment_core::pipeline::{DecideRequest, DecideResponse};
+use moment_core::model::Role;
 use moment_engines::Engines;
 
 use super::auth::{Decider, check_origin};
@@ -16,12 +19,13 @@ use crate::decisions::DecisionLog;
 use crate::pipeline::DecidePath;
 use crate::profiles::Profiles;
 use crate::registry::Registry;
+use crate::telemetry;
 
 /// Ranks the actions of a decision point for one customer.
 #[utoipa::path(post, path = "/v1/decide", tag = "decide", request_body = DecideRequest,
     security(("bearer" = [])),
     responses((status = 200, body = DecideResponse), (status = 404, body = super::error::Problem),
-              (status = 422, body = super::error::Problem)))]
+              (status = 403, body = super::error::Problem), (status = 422, body = super::error::Problem)))]
 pub async fn decide(
     caller: Decider,
     State(registry): State<Arc<Registry>>,
@@ -29,10 +33,22 @@ pub async fn decide(
     State(profiles): State<Arc<Profiles>>,
     State(decisions): State<Arc<DecisionLog>>,
     headers: HeaderMap,
-    ApiJson(request): ApiJson<DecideRequest>,
+    ApiJson(mut request): ApiJson<DecideRequest>,
 ) -> Result<Json<DecideResponse>, ApiError> {
     let tenant = registry.tenant(&caller.tenant);
     check_origin(&headers, &tenant.settings)?;
+    if caller.role == Role::Decide {
+        // A web page's key: it may not read why a customer fails conditions
+        // or what they have seen, nor claim attributes the tenant keeps.
+        if request.explain {
+            caller.require(Role::Editor)?;
+        }
+        let before = request.attributes.len();
+        request
+            .attributes
+            .retain(|name, _| tenant.settings.caller_may_set(name));
+        telemetry::caller_attributes_ignored(before - request.attributes.len());
+    }
     let path = DecidePath {
         registry: &registry,
         engines: &engines,

@@ -1,0 +1,257 @@
+//! What an attacker with ordinary keys tried, and what now happens: a Rhai
+//! policy that hides data from Rhai's size checks, a decide request carrying
+//! a huge array, a slow client, a NUL in an id, a publishable key asking for
+//! `explain` or claiming attributes the tenant keeps.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use moment_policy_artifacts::{CORPUS_DIR, TELCO_RETENTION_BUNDLE};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{BY_VALUE, Server, catalog, expect, rhai_upload};
+
+/// The most the server may hold at its peak while serving the memory probes:
+/// start-up, the probes' heap budgets (32 MiB each) and what one Rhai
+/// operation may add unseen (32 MiB). The probe that once killed the process
+/// reached 3 GiB in seconds.
+const PEAK_RSS_BYTES: u64 = 512 << 20;
+
+fn corpus(file: &str) -> String {
+    std::fs::read_to_string(format!("{CORPUS_DIR}/{file}")).unwrap()
+}
+
+#[tokio::test]
+async fn rhai_memory_probes_are_refused_or_fall_back_while_the_process_stays_small() {
+    let server = Server::start();
+    let keys = server.tenant("probe").await;
+    // The curry probe from the report: refused at upload, before it can run.
+    let curry = rhai_upload(TELCO_RETENTION_BUNDLE, &corpus("curry_pad.rhai"));
+    let refused = expect(
+        server.upload(&keys.editor, "curry", &curry).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        refused["detail"].as_str().unwrap().contains("curry"),
+        "{refused}"
+    );
+    // Long map keys, cloned by `pad` and grown in a loop: the memory fallback.
+    let keys_probe = rhai_upload(TELCO_RETENTION_BUNDLE, &corpus("map_keys.rhai"));
+    expect(
+        server.upload(&keys.editor, "map-keys", &keys_probe).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let ask = json!({"point": "map-keys", "customer_id": "c-1", "explain": true});
+    let calls = (0..8).map(|_| server.decide_ok(&keys.editor, &ask));
+    for answer in futures::future::join_all(calls).await {
+        assert_eq!(answer["fallback"], true, "{answer}");
+        let reason = &answer["explain"]["plan-review"]["reason"];
+        assert!(
+            reason == "memory" || reason == "circuit_open",
+            "{answer}"
+        );
+    }
+    let peak = server.peak_rss_bytes();
+    assert!(peak < PEAK_RSS_BYTES, "peak RSS {} MiB", peak >> 20);
+    // And the server still decides.
+    let ok = server.upload_rhai(&keys.editor, "fine", BY_VALUE).await;
+    assert_eq!(ok, 1);
+    let answer = server
+        .decide_ok(&keys.decide, &json!({"point": "fine", "customer_id": "c-1"}))
+        .await;
+    assert_eq!(answer["fallback"], false);
+}
+
+#[tokio::test]
+async fn request_documents_are_bounded_and_ids_are_text() {
+    let server = Server::start();
+    let keys = server.tenant("acme").await;
+    let conditioned: Vec<Value> = (0..300)
+        .map(|i| json!({"id": format!("a{i}"), "kind": "offer", "value": i, "eligibility": {"scores": {"$gt": 5}}}))
+        .chain([json!({"id": "welcome", "kind": "message"})])
+        .collect();
+    let bundle = json!({"engine": "rhai", "source": BY_VALUE, "catalog": conditioned,
+                        "fallback": ["welcome"], "activate": true});
+    expect(
+        server.upload(&keys.editor, "hero", &bundle).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    // The report's request: a 300,000-item array against 300 conditions.
+    let huge = json!({"point": "hero", "customer_id": "c-1",
+                      "attributes": {"scores": vec![7; 300_000]}});
+    let started = Instant::now();
+    let refused = expect(
+        server.decide(&keys.decide, &huge).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("attributes.scores") && detail.contains("1000"),
+        "{detail}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    for (what, body, field) in [
+        ("long string", json!({"point": "hero", "customer_id": "c-1", "context": {"note": "x".repeat(5000)}}), "context.note"),
+        ("NUL customer", json!({"point": "hero", "customer_id": "c\u{0}1"}), "customer_id"),
+        ("newline customer", json!({"point": "hero", "customer_id": "c\n1"}), "customer_id"),
+    ] {
+        let refused = expect(
+            server.decide(&keys.decide, &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(
+            refused["detail"].as_str().unwrap().contains(field),
+            "{what}: {refused}"
+        );
+    }
+    let patch = server
+        .patch("/v1/customers/c%001", &keys.editor, &json!({"attributes": {"plan": "x"}}))
+        .send()
+        .await
+        .unwrap();
+    expect(patch, StatusCode::UNPROCESSABLE_ENTITY).await;
+    // An outcome's idempotency key and value.
+    let decision = server
+        .decide_ok(&keys.decide, &json!({"point": "hero", "customer_id": "c-1"}))
+        .await;
+    let id = decision["decision_id"].as_str().unwrap();
+    let action = decision["actions"][0]["id"].as_str().unwrap();
+    for (event, field) in [
+        (json!({"decision_id": id, "action_id": action, "type": "accept", "idempotency_key": "k\u{0}"}), "idempotency_key"),
+        (json!({"decision_id": id, "action_id": action, "type": "accept", "value": 1e300}), "value"),
+    ] {
+        let res = server.post("/v1/outcomes", &keys.decide, &event).send().await.unwrap();
+        let refused = expect(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert!(refused["detail"].as_str().unwrap().contains(field), "{refused}");
+    }
+    // Nothing of it was stored.
+    let customer = expect(
+        server.get("/v1/customers/c-1", &keys.editor).send().await.unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(customer["history"], json!({}), "{customer}");
+}
+
+#[tokio::test]
+async fn a_publishable_key_gets_no_explain_and_only_the_attributes_it_may_set() {
+    let server = Server::start();
+    let keys = server.tenant("shop").await;
+    let mut gold_only = catalog();
+    gold_only[2]["eligibility"] = json!({"tier": "gold"});
+    let bundle = json!({"engine": "rhai", "source": BY_VALUE, "catalog": gold_only,
+                        "fallback": ["welcome"], "activate": true});
+    expect(
+        server.upload(&keys.editor, "hero", &bundle).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let explain = json!({"point": "hero", "customer_id": "c-1", "explain": true});
+    let refused = expect(
+        server.decide(&keys.decide, &explain).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(refused["detail"].as_str().unwrap().contains("editor"), "{refused}");
+    server.decide_ok(&keys.editor, &explain).await;
+
+    // Unset, a decide key may still claim any attribute (today's behaviour).
+    let claim = json!({"point": "hero", "customer_id": "c-1", "limit": 1,
+                       "attributes": {"tier": "gold", "page": "home"}});
+    assert_eq!(
+        server.decide_ok(&keys.decide, &claim).await["actions"][0]["id"],
+        "large"
+    );
+    let set = server
+        .patch("/v1/tenant", &keys.admin, &json!({"caller_attributes": ["page"]}))
+        .send()
+        .await
+        .unwrap();
+    let settings = expect(set, StatusCode::OK).await;
+    assert_eq!(settings["caller_attributes"], json!(["page"]));
+    assert_eq!(
+        server.decide_ok(&keys.decide, &claim).await["actions"][0]["id"],
+        "medium",
+        "the browser's claim to gold is ignored"
+    );
+    assert_eq!(
+        server.decide_ok(&keys.editor, &claim).await["actions"][0]["id"],
+        "large",
+        "an editor key may set any attribute"
+    );
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("moment_caller_attributes_ignored_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_that_spins_then_throws_is_paused_by_its_breaker() {
+    let server = Server::start();
+    let keys = server.tenant("acme").await;
+    let spin_then_throw = r#"
+fn decide(ctx) {
+    let n = 0;
+    while n < 20000 { n += 1; }
+    throw "gave up";
+}"#;
+    server.upload_rhai(&keys.editor, "spin", spin_then_throw).await;
+    let ask = json!({"point": "spin", "customer_id": "c-1", "explain": true});
+    let mut reasons = Vec::new();
+    for _ in 0..5 {
+        let answer = server.decide_ok(&keys.editor, &ask).await;
+        assert_eq!(answer["fallback"], true);
+        reasons.push(answer["explain"]["small"]["reason"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(reasons, ["trap", "trap", "trap", "circuit_open", "circuit_open"]);
+}
+
+#[tokio::test]
+async fn a_slow_client_is_cut_off_and_an_idle_one_let_go() {
+    let server = Server::start_with(&["--header-read-timeout-ms", "1000"]);
+    // Headers a byte at a time, never finished.
+    let mut slow = TcpStream::connect(server.socket_addr()).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let dribble = std::thread::spawn(move || {
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " {
+            if slow.write_all(&[*byte]).is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut rest = Vec::new();
+        let _ = slow.read_to_end(&mut rest);
+        rest
+    });
+    let answer = dribble.join().unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "held for {took:?}");
+    assert!(
+        answer.is_empty() || String::from_utf8_lossy(&answer).contains("408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    // A keep-alive connection that has finished its request and sits idle.
+    let mut idle = TcpStream::connect(server.socket_addr()).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let started = Instant::now();
+    let mut all = Vec::new();
+    idle.read_to_end(&mut all).unwrap();
+    assert!(String::from_utf8_lossy(&all).starts_with("HTTP/1.1 200"));
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // Meanwhile the server answers others.
+    let res = server.client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
