@@ -50,8 +50,9 @@ async fn rhai_memory_probes_are_refused_or_fall_back_while_the_process_stays_sma
     for answer in futures::future::join_all(calls).await {
         assert_eq!(answer["fallback"], true, "{answer}");
         let reason = &answer["explain"]["plan-review"]["reason"];
+        // Eight at once on a small machine: some run out of time first.
         assert!(
-            reason == "memory" || reason == "circuit_open",
+            ["memory", "deadline", "circuit_open"].contains(&reason.as_str().unwrap()),
             "{answer}"
         );
     }
@@ -119,7 +120,10 @@ async fn request_documents_are_bounded_and_ids_are_text() {
     expect(patch, StatusCode::UNPROCESSABLE_ENTITY).await;
     // An outcome's idempotency key and value.
     let decision = server
-        .decide_ok(&keys.decide, &json!({"point": "hero", "customer_id": "c-1"}))
+        .decide_ok(
+            &keys.decide,
+            &json!({"point": "hero", "customer_id": "c-1", "attributes": {"scores": 7}}),
+        )
         .await;
     let id = decision["decision_id"].as_str().unwrap();
     let action = decision["actions"][0]["id"].as_str().unwrap();
@@ -131,13 +135,12 @@ async fn request_documents_are_bounded_and_ids_are_text() {
         let refused = expect(res, StatusCode::UNPROCESSABLE_ENTITY).await;
         assert!(refused["detail"].as_str().unwrap().contains(field), "{refused}");
     }
-    // Nothing of it was stored.
-    let customer = expect(
+    // Nothing of it was stored: the customer has no profile yet.
+    expect(
         server.get("/v1/customers/c-1", &keys.editor).send().await.unwrap(),
-        StatusCode::OK,
+        StatusCode::NOT_FOUND,
     )
     .await;
-    assert_eq!(customer["history"], json!({}), "{customer}");
 }
 
 #[tokio::test]

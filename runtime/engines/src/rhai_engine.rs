@@ -116,10 +116,15 @@ impl RhaiEngine {
     pub fn compile(&self, source: &str) -> Result<Script, CompileError> {
         let ast = self.engine.compile(source).map_err(|e| {
             let pos = e.position();
+            let (line, column) = (pos.line().unwrap_or(0), pos.position().unwrap_or(0));
+            let message = match switched_off_at(source, line, column) {
+                Some(word) => format!("`{word}` is not available to policies"),
+                None => e.err_type().to_string(),
+            };
             CompileError::Syntax {
-                line: pos.line().unwrap_or(0),
-                column: pos.position().unwrap_or(0),
-                message: e.err_type().to_string(),
+                line,
+                column,
+                message,
             }
         })?;
         let has_decide = ast
@@ -163,6 +168,22 @@ impl RhaiEngine {
             .map_err(|e| classify(&e, stopped))
             .and_then(decode_output)
     }
+}
+
+/// Words the engine switches off, and so the parser chokes on.
+const SWITCHED_OFF: [&str; 3] = ["curry", "eval", "import"];
+
+/// The switched-off word at (or right after) a parse error's 1-based
+/// position, if any: the parser reports `x.curry(…)` as a bad property.
+fn switched_off_at(source: &str, line: usize, column: usize) -> Option<&'static str> {
+    let text = source.lines().nth(line.checked_sub(1)?)?;
+    let from = text.get(column.saturating_sub(1)..)?;
+    let word: String = from
+        .chars()
+        .skip_while(|c| !c.is_alphanumeric())
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    SWITCHED_OFF.into_iter().find(|w| *w == word)
 }
 
 /// `priority(propensity, value, weight)`: the Pega arbitration formula
@@ -360,7 +381,10 @@ mod tests {
     fn curry_and_captures_are_refused() {
         let engine = RhaiEngine::new(&Limits::default());
         let curry = r#"fn decide(ctx) { let f = Fn("decide").curry(1); [] }"#;
-        assert!(engine.compile(curry).is_err());
+        let err = engine.compile(curry).err().unwrap();
+        assert!(err.to_string().contains("`curry` is not available"), "{err}");
+        let call = r#"fn decide(ctx) { let f = curry(Fn("decide"), 1); [] }"#;
+        assert!(engine.compile(call).is_err());
         let capture = r#"fn decide(ctx) { let a = 1; let f = |x| a + x; [#{id: "a", score: f.call(1)}] }"#;
         let outcome = engine
             .compile(capture)
