@@ -1,23 +1,25 @@
 #!/usr/bin/env bash
 # Noisy neighbour: a well-behaved tenant's decide latency, alone and while
-# another tenant floods its looping policy, in one run on one machine.
+# a hostile tenant saturates the server, in one run on one machine.
 #
 # Tenant "load" runs the reference telco policy (WASM, CANDIDATES candidates)
 # at a fixed RATE per second (oha, so latency is measured against the
 # schedule, not the previous answer). Tenant "noisy" has
-# tests/corpus/loop_forever.rhai and, in the second run, is driven at the
-# same fixed rate (NOISY_RATE): without protection that is 400 × 20 ms = 8
-# worker-seconds of looping per second on a 2-core machine. The noisy tenant's answers are counted
-# by fallback reason: `deadline`/`fuel` cost a worker a whole deadline each;
-# `circuit_open` is its breaker serving the fallback without running it.
+# tests/corpus/spin_then_throw.rhai (12 ms of CPU, then an error) and, in
+# the second run, is driven as fast as it is answered on NOISY_CONNECTIONS
+# connections: without protection, 2 cores' worth of spinning. Its answers
+# are counted by fallback reason: `trap` cost 12 ms each; `circuit_open` is
+# its breaker serving the fallback without running it; `overloaded` is its
+# share of the policy threads used up. The last line is the well-behaved
+# tenant's p99 beside the hostile one over its p99 alone.
 #
-# Run: scripts/noisy.sh   (DURATION=20s RATE=400 NOISY_RATE=400 CANDIDATES=100)
+# Run: scripts/noisy.sh   (DURATION=20s RATE=400 NOISY_CONNECTIONS=16 CANDIDATES=100)
 # Needs: oha (cargo install oha); installs it if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
 RATE=${RATE:-400}
-NOISY_RATE=${NOISY_RATE:-400}
+NOISY_CONNECTIONS=${NOISY_CONNECTIONS:-16}
 CANDIDATES=${CANDIDATES:-100}
 
 command -v oha >/dev/null || cargo install oha --locked
@@ -33,7 +35,7 @@ from moment_setup import call
 base, root, work = sys.argv[1:4]
 keys = call(base, "/v1/tenants", root, {"id": "noisy"})["keys"]
 upload = json.load(open(f"{work}/upload-retention-rhai.json"))
-upload["source"] = open("tests/corpus/loop_forever.rhai").read()
+upload["source"] = open("tests/corpus/spin_then_throw.rhai").read()
 call(base, "/v1/policies/loop/versions", keys["editor"], upload)
 json.dump({"point": "loop", "customer_id": "c-1"}, open(f"{work}/noisy.json", "w"))
 print(keys["decide"])
@@ -47,7 +49,7 @@ good() {
     "http://$moment/v1/decide" > "$work/$1.oha.json"
 }
 noisy() {
-  oha --no-tui --latency-correction --output-format json -z "$DURATION" -c 16 -q "$NOISY_RATE" -m POST \
+  oha --no-tui --output-format json -z "$DURATION" -c "$NOISY_CONNECTIONS" -m POST \
     -H 'Content-Type: application/json' -H "Authorization: Bearer $noisy_key" -D "$work/noisy.json" \
     "http://$moment/v1/decide" > "$work/noisy.oha.json"
 }
@@ -70,6 +72,11 @@ good with-noisy-neighbour
 wait
 report with-noisy-neighbour
 report noisy
+python3 - "$work/alone.oha.json" "$work/with-noisy-neighbour.oha.json" <<'PY'
+import json, sys
+alone, beside = (json.load(open(f))["latencyPercentiles"]["p99"] for f in sys.argv[1:3])
+print(f"well-behaved p99 beside the hostile tenant / alone: {beside / alone:.2f}")
+PY
 echo
 echo "noisy tenant's fallbacks by reason, and breaker openings:"
 curl -s "http://$moment/metrics" | grep -E '^moment_policy_(fallbacks_total\{engine="rhai"|breaker_opened_total)' || true

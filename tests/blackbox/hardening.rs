@@ -50,9 +50,11 @@ async fn rhai_memory_probes_are_refused_or_fall_back_while_the_process_stays_sma
     for answer in futures::future::join_all(calls).await {
         assert_eq!(answer["fallback"], true, "{answer}");
         let reason = &answer["explain"]["plan-review"]["reason"];
-        // Eight at once on a small machine: some run out of time first.
+        // Eight at once on a small machine: some run out of time, or wait
+        // their whole deadline for the tenant's share of the threads.
         assert!(
-            ["memory", "deadline", "circuit_open"].contains(&reason.as_str().unwrap()),
+            ["memory", "deadline", "circuit_open", "overloaded"]
+                .contains(&reason.as_str().unwrap()),
             "{answer}"
         );
     }
@@ -62,7 +64,10 @@ async fn rhai_memory_probes_are_refused_or_fall_back_while_the_process_stays_sma
     let ok = server.upload_rhai(&keys.editor, "fine", BY_VALUE).await;
     assert_eq!(ok, 1);
     let answer = server
-        .decide_ok(&keys.decide, &json!({"point": "fine", "customer_id": "c-1"}))
+        .decide_ok(
+            &keys.decide,
+            &json!({"point": "fine", "customer_id": "c-1"}),
+        )
         .await;
     assert_eq!(answer["fallback"], false);
 }
@@ -98,9 +103,21 @@ async fn request_documents_are_bounded_and_ids_are_text() {
     );
     assert!(started.elapsed() < Duration::from_secs(2));
     for (what, body, field) in [
-        ("long string", json!({"point": "hero", "customer_id": "c-1", "context": {"note": "x".repeat(5000)}}), "context.note"),
-        ("NUL customer", json!({"point": "hero", "customer_id": "c\u{0}1"}), "customer_id"),
-        ("newline customer", json!({"point": "hero", "customer_id": "c\n1"}), "customer_id"),
+        (
+            "long string",
+            json!({"point": "hero", "customer_id": "c-1", "context": {"note": "x".repeat(5000)}}),
+            "context.note",
+        ),
+        (
+            "NUL customer",
+            json!({"point": "hero", "customer_id": "c\u{0}1"}),
+            "customer_id",
+        ),
+        (
+            "newline customer",
+            json!({"point": "hero", "customer_id": "c\n1"}),
+            "customer_id",
+        ),
     ] {
         let refused = expect(
             server.decide(&keys.decide, &body).await,
@@ -113,7 +130,11 @@ async fn request_documents_are_bounded_and_ids_are_text() {
         );
     }
     let patch = server
-        .patch("/v1/customers/c%001", &keys.editor, &json!({"attributes": {"plan": "x"}}))
+        .patch(
+            "/v1/customers/c%001",
+            &keys.editor,
+            &json!({"attributes": {"plan": "x"}}),
+        )
         .send()
         .await
         .unwrap();
@@ -128,16 +149,33 @@ async fn request_documents_are_bounded_and_ids_are_text() {
     let id = decision["decision_id"].as_str().unwrap();
     let action = decision["actions"][0]["id"].as_str().unwrap();
     for (event, field) in [
-        (json!({"decision_id": id, "action_id": action, "type": "accept", "idempotency_key": "k\u{0}"}), "idempotency_key"),
-        (json!({"decision_id": id, "action_id": action, "type": "accept", "value": 1e300}), "value"),
+        (
+            json!({"decision_id": id, "action_id": action, "type": "accept", "idempotency_key": "k\u{0}"}),
+            "idempotency_key",
+        ),
+        (
+            json!({"decision_id": id, "action_id": action, "type": "accept", "value": 1e300}),
+            "value",
+        ),
     ] {
-        let res = server.post("/v1/outcomes", &keys.decide, &event).send().await.unwrap();
+        let res = server
+            .post("/v1/outcomes", &keys.decide, &event)
+            .send()
+            .await
+            .unwrap();
         let refused = expect(res, StatusCode::UNPROCESSABLE_ENTITY).await;
-        assert!(refused["detail"].as_str().unwrap().contains(field), "{refused}");
+        assert!(
+            refused["detail"].as_str().unwrap().contains(field),
+            "{refused}"
+        );
     }
     // Nothing of it was stored: the customer has no profile yet.
     expect(
-        server.get("/v1/customers/c-1", &keys.editor).send().await.unwrap(),
+        server
+            .get("/v1/customers/c-1", &keys.editor)
+            .send()
+            .await
+            .unwrap(),
         StatusCode::NOT_FOUND,
     )
     .await;
@@ -162,7 +200,10 @@ async fn a_publishable_key_gets_no_explain_and_only_the_attributes_it_may_set() 
         StatusCode::FORBIDDEN,
     )
     .await;
-    assert!(refused["detail"].as_str().unwrap().contains("editor"), "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("editor"),
+        "{refused}"
+    );
     server.decide_ok(&keys.editor, &explain).await;
 
     // Unset, a decide key may still claim any attribute (today's behaviour).
@@ -173,7 +214,11 @@ async fn a_publishable_key_gets_no_explain_and_only_the_attributes_it_may_set() 
         "large"
     );
     let set = server
-        .patch("/v1/tenant", &keys.admin, &json!({"caller_attributes": ["page"]}))
+        .patch(
+            "/v1/tenant",
+            &keys.admin,
+            &json!({"caller_attributes": ["page"]}),
+        )
         .send()
         .await
         .unwrap();
@@ -206,15 +251,25 @@ fn decide(ctx) {
     while n < 20000 { n += 1; }
     throw "gave up";
 }"#;
-    server.upload_rhai(&keys.editor, "spin", spin_then_throw).await;
+    server
+        .upload_rhai(&keys.editor, "spin", spin_then_throw)
+        .await;
     let ask = json!({"point": "spin", "customer_id": "c-1", "explain": true});
     let mut reasons = Vec::new();
     for _ in 0..5 {
         let answer = server.decide_ok(&keys.editor, &ask).await;
         assert_eq!(answer["fallback"], true);
-        reasons.push(answer["explain"]["small"]["reason"].as_str().unwrap().to_owned());
+        reasons.push(
+            answer["explain"]["small"]["reason"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
-    assert_eq!(reasons, ["trap", "trap", "trap", "circuit_open", "circuit_open"]);
+    assert_eq!(
+        reasons,
+        ["trap", "trap", "trap", "circuit_open", "circuit_open"]
+    );
 }
 
 #[tokio::test]
@@ -222,7 +277,8 @@ async fn a_slow_client_is_cut_off_and_an_idle_one_let_go() {
     let server = Server::start_with(&["--header-read-timeout-ms", "1000"]);
     // Headers a byte at a time, never finished.
     let mut slow = TcpStream::connect(server.socket_addr()).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let started = Instant::now();
     let dribble = std::thread::spawn(move || {
         for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " {
@@ -246,8 +302,10 @@ async fn a_slow_client_is_cut_off_and_an_idle_one_let_go() {
 
     // A keep-alive connection that has finished its request and sits idle.
     let mut idle = TcpStream::connect(server.socket_addr()).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let started = Instant::now();
     let mut all = Vec::new();
     idle.read_to_end(&mut all).unwrap();
@@ -255,6 +313,11 @@ async fn a_slow_client_is_cut_off_and_an_idle_one_let_go() {
     assert!(started.elapsed() < Duration::from_secs(4));
 
     // Meanwhile the server answers others.
-    let res = server.client.get(server.url("/healthz")).send().await.unwrap();
+    let res = server
+        .client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }

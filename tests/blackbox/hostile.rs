@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Server, expect, ids, rhai_upload, wasm_upload};
 
 /// Each corpus policy (file name) with the reasons its failure may carry.
-const HOSTILE: [(&str, &[&str]); 19] = [
+const HOSTILE: [(&str, &[&str]); 20] = [
     ("loop_forever.wat", &["deadline", "fuel"]),
     ("trap.wat", &["trap"]),
     ("grow_memory.wat", &["memory"]),
@@ -28,6 +28,7 @@ const HOSTILE: [(&str, &[&str]); 19] = [
     ("map_keys.rhai", &["memory", "deadline"]),
     ("huge_output.rhai", &["memory", "bad_output", "deadline"]),
     ("throw.rhai", &["trap"]),
+    ("spin_then_throw.rhai", &["trap", "deadline"]),
     ("not_array.rhai", &["bad_output"]),
     ("bad_score.rhai", &["bad_output"]),
     ("unknown_action.rhai", &["unknown_action"]),
@@ -128,7 +129,7 @@ async fn every_hostile_policy_gets_the_fallback_while_other_tenants_keep_decidin
         ("wasm", "unknown_action", 1),
         ("wasm", "bad_output", 3),
         ("rhai", "stack_overflow", 1),
-        ("rhai", "trap", 1),
+        ("rhai", "trap", 2),
         ("rhai", "unknown_action", 1),
     ] {
         let line = format!(

@@ -144,7 +144,7 @@ fn every_corpus_file_parses() {
             "README.md does not describe {name}"
         );
     }
-    assert_eq!(names.len(), 24, "{names:?}");
+    assert_eq!(names.len(), 25, "{names:?}");
 }
 
 #[test]

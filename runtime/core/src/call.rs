@@ -240,6 +240,11 @@ pub enum PolicyError {
     /// The output names an action that is not a candidate.
     #[error("policy returned action {0:?}, which is not a candidate")]
     UnknownAction(String),
+    /// The tenant already had its share of policy threads busy and its
+    /// queue full, or the call waited past its deadline for a thread; the
+    /// policy was not run.
+    #[error("policy not run: this tenant's decisions are over their share of the server")]
+    Overloaded,
     /// The version's breaker is open after repeated failures; the
     /// policy was not run (see [`crate::breaker`]).
     #[error("policy paused after repeated failures")]
@@ -262,6 +267,7 @@ impl PolicyError {
             PolicyError::UnknownAction(_) => "unknown_action",
             PolicyError::Unloadable => "unloadable",
             PolicyError::CircuitOpen => "circuit_open",
+            PolicyError::Overloaded => "overloaded",
         }
     }
 }

@@ -16,8 +16,8 @@ use serde_json::{Map, Value};
 use crate::call::{History, Limits, PolicyError, Scored};
 use crate::model::Name;
 use crate::model::contact::WhenUnavailable;
-use crate::model::policy::{ActionKind, Bundle};
 use crate::model::document::{DocumentError, check_document};
+use crate::model::policy::{ActionKind, Bundle};
 use crate::model::profile::{MAX_CUSTOMER_ID_LEN, Profile};
 use crate::model::text::{TextError, check_id};
 

@@ -382,10 +382,14 @@ mod tests {
         let engine = RhaiEngine::new(&Limits::default());
         let curry = r#"fn decide(ctx) { let f = Fn("decide").curry(1); [] }"#;
         let err = engine.compile(curry).err().unwrap();
-        assert!(err.to_string().contains("`curry` is not available"), "{err}");
+        assert!(
+            err.to_string().contains("`curry` is not available"),
+            "{err}"
+        );
         let call = r#"fn decide(ctx) { let f = curry(Fn("decide"), 1); [] }"#;
         assert!(engine.compile(call).is_err());
-        let capture = r#"fn decide(ctx) { let a = 1; let f = |x| a + x; [#{id: "a", score: f.call(1)}] }"#;
+        let capture =
+            r#"fn decide(ctx) { let a = 1; let f = |x| a + x; [#{id: "a", score: f.call(1)}] }"#;
         let outcome = engine
             .compile(capture)
             .map_err(|_| ())

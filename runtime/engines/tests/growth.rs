@@ -136,7 +136,11 @@ fn every_grower_alone_stops_typed() {
             "{source}\n→ {outcome:?}"
         );
     }
-    assert!(peak_rss() < PEAK_RSS_BYTES, "peak RSS {} MiB", peak_rss() >> 20);
+    assert!(
+        peak_rss() < PEAK_RSS_BYTES,
+        "peak RSS {} MiB",
+        peak_rss() >> 20
+    );
 }
 
 /// Many values, each inside Rhai's caps: maps of 8,000 entries with 4 KiB
@@ -160,5 +164,9 @@ fn decide(ctx) {
     []
 }"#;
     assert_eq!(run(&engine, source), Err(PolicyError::Memory));
-    assert!(peak_rss() < PEAK_RSS_BYTES, "peak RSS {} MiB", peak_rss() >> 20);
+    assert!(
+        peak_rss() < PEAK_RSS_BYTES,
+        "peak RSS {} MiB",
+        peak_rss() >> 20
+    );
 }

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::decisions::DecisionLog;
 use crate::demo;
+use crate::fairness::PolicyPool;
 use crate::http::auth::RootToken;
 use crate::http::{AppState, BodyLimits, router};
 use crate::profiles::Profiles;
@@ -130,6 +131,7 @@ impl Assembled {
             store,
             registry,
             engines,
+            pool: Arc::new(PolicyPool::start(settings.shares())),
             service,
             root: RootToken(settings.root_token.as_deref().map(KeyHash::of)),
             metrics,

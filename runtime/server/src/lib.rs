@@ -14,6 +14,7 @@
 pub mod app;
 pub mod decisions;
 pub mod demo;
+pub mod fairness;
 pub mod http;
 pub mod outcomes;
 pub mod pipeline;

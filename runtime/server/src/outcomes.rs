@@ -77,7 +77,9 @@ pub async fn record(
     let at_ms = now_ms();
     let mut events = Vec::with_capacity(outcomes.len());
     for (i, o) in outcomes.into_iter().enumerate() {
-        if o.value.is_some_and(|v| !(-MAX_VALUE..=MAX_VALUE).contains(&v)) {
+        if o.value
+            .is_some_and(|v| !(-MAX_VALUE..=MAX_VALUE).contains(&v))
+        {
             return Err(OutcomeError::Invalid(format!(
                 "events[{i}].value must be a number between -{MAX_VALUE:e} and {MAX_VALUE:e}"
             )));

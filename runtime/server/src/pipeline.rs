@@ -23,8 +23,9 @@ use moment_store::{DecisionRecord, StoreError};
 use serde_json::{Map, Value};
 
 use crate::decisions::DecisionLog;
+use crate::fairness::PolicyPool;
 use crate::profiles::Profiles;
-use crate::registry::{LoadedPolicy, Registry, RunningExperiment, Tenant};
+use crate::registry::{LoadedPolicy, PointExperiments, Registry, RunningExperiment, Tenant};
 use crate::telemetry;
 
 /// Why a decide request got no decision.
@@ -46,7 +47,9 @@ pub struct DecidePath<'a> {
     /// Tenants, live versions, experiments.
     pub registry: &'a Registry,
     /// The policy engines.
-    pub engines: &'a Engines,
+    pub engines: &'a Arc<Engines>,
+    /// The threads policies run on, shared fairly between tenants.
+    pub pool: &'a PolicyPool,
     /// The profile cache in front of the store.
     pub profiles: &'a Profiles,
     /// Where decisions are logged.
@@ -64,8 +67,8 @@ impl DecidePath<'_> {
     pub async fn decide(
         &self,
         tenant_name: &Name,
-        tenant: &Tenant,
-        request: &DecideRequest,
+        tenant: &Arc<Tenant>,
+        request: Arc<DecideRequest>,
     ) -> Result<DecideResponse, Refused> {
         let (registry, engines, profiles) = (self.registry, self.engines, self.profiles);
         let limit = request
@@ -94,7 +97,6 @@ impl DecidePath<'_> {
         };
         let limits = engines.limits().for_tenant(&tenant.settings.limits);
         let experiments = registry.experiments(tenant_name, &point);
-        let experiments = experiments.as_deref().map_or(&[][..], Vec::as_slice);
         let mut read = Read::Cached;
         let mut attempt = 0;
         loop {
@@ -111,18 +113,37 @@ impl DecidePath<'_> {
                 }
                 Err(error) => return Err(Refused::Store(error)),
             };
-            let subject = Subject {
-                limits: &limits,
-                tenant: tenant_name,
-                groups: &tenant.groups,
-                profile: profile.as_ref(),
+            let call = Call {
+                engines: engines.clone(),
+                tenant_name: tenant_name.clone(),
+                tenant: tenant.clone(),
+                profile: profile.clone(),
                 history_unavailable,
                 now_ms: now_ms(),
+                limits: limits.clone(),
+                policy: policy.clone(),
+                experiments: experiments.clone(),
+                request: request.clone(),
+                limit,
             };
+            let queued = Instant::now();
+            let overloaded = call.clone();
+            let ran = self
+                .pool
+                .run(tenant_name, move || {
+                    // A call that waited its whole deadline for a thread is
+                    // late already: answer at once.
+                    match queued.elapsed() > call.limits.deadline {
+                        true => call.run(Some(PolicyError::Overloaded)),
+                        false => call.run(None),
+                    }
+                })
+                .await;
             let Decision {
                 response,
                 mut record,
-            } = decide(engines, &subject, &policy, experiments, request, limit);
+            } = ran.unwrap_or_else(|_| overloaded.run(Some(PolicyError::Overloaded)));
+            let now_ms = record.at_ms;
             if request.record_impressions
                 && history_unavailable.is_none()
                 && !response.actions.is_empty()
@@ -133,7 +154,7 @@ impl DecidePath<'_> {
                         &request.customer_id,
                         profile.as_deref(),
                         &record.actions,
-                        subject.now_ms,
+                        now_ms,
                     )
                     .await;
                 match recorded {
@@ -202,6 +223,46 @@ pub struct Decision {
     pub record: DecisionRecord,
 }
 
+/// One decision's work, owned, so that it can run on a pool thread.
+#[derive(Clone)]
+struct Call {
+    engines: Arc<Engines>,
+    tenant_name: Name,
+    tenant: Arc<Tenant>,
+    profile: Option<Arc<Profile>>,
+    history_unavailable: Option<moment_core::model::contact::WhenUnavailable>,
+    now_ms: u64,
+    limits: moment_core::call::Limits,
+    policy: Arc<LoadedPolicy>,
+    experiments: Option<PointExperiments>,
+    request: Arc<DecideRequest>,
+    limit: usize,
+}
+
+impl Call {
+    /// [`decide`], or with `skip` its fallback without running the policy.
+    fn run(&self, skip: Option<PolicyError>) -> Decision {
+        let subject = Subject {
+            limits: &self.limits,
+            tenant: &self.tenant_name,
+            groups: &self.tenant.groups,
+            profile: self.profile.as_ref(),
+            history_unavailable: self.history_unavailable,
+            now_ms: self.now_ms,
+        };
+        let experiments = self.experiments.as_deref().map_or(&[][..], Vec::as_slice);
+        decision(
+            &self.engines,
+            &subject,
+            &self.policy,
+            experiments,
+            &self.request,
+            self.limit,
+            skip,
+        )
+    }
+}
+
 /// Runs the policy for a checked request: the variant's version when the
 /// customer is in one of `experiments`, else the `live` one. Never fails: a
 /// failing policy yields its (eligible) fallback actions.
@@ -212,6 +273,20 @@ pub fn decide(
     experiments: &[Arc<RunningExperiment>],
     request: &DecideRequest,
     limit: usize,
+) -> Decision {
+    decision(engines, subject, live, experiments, request, limit, None)
+}
+
+/// [`decide`]; with `skip`, the policy is not run and the fallback is
+/// served for that reason.
+fn decision(
+    engines: &Engines,
+    subject: &Subject<'_>,
+    live: &Arc<LoadedPolicy>,
+    experiments: &[Arc<RunningExperiment>],
+    request: &DecideRequest,
+    limit: usize,
+    skip: Option<PolicyError>,
 ) -> Decision {
     let profile = subject.profile.map(|p| &**p);
     let stage = request
@@ -255,9 +330,10 @@ pub fn decide(
         now_ms: subject.now_ms,
     };
     let engine = policy.program.engine();
-    let outcome = match policy.breaker.admit() {
-        Admit::Open => Err(PolicyError::CircuitOpen),
-        Admit::Run => {
+    let outcome = match (skip, policy.breaker.admit()) {
+        (Some(skip), _) => Err(skip),
+        (None, Admit::Open) => Err(PolicyError::CircuitOpen),
+        (None, Admit::Run) => {
             let started = Instant::now();
             let outcome = engines
                 .run(&policy.program, &input, subject.limits)

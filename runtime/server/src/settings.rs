@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use moment_core::call::Limits;
 
+use crate::fairness::Shares;
 use crate::serve::Timeouts;
 
 /// Shortest root token accepted.
@@ -76,6 +77,16 @@ pub struct Settings {
     /// Most client connections open at once; more wait to be accepted.
     #[arg(long, env = "MOMENT_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Threads policies run on [default: two per core].
+    #[arg(long, env = "MOMENT_POLICY_THREADS")]
+    pub policy_threads: Option<usize>,
+    /// Most policy calls of one tenant running at once [default: one per core].
+    #[arg(long, env = "MOMENT_TENANT_POLICY_THREADS")]
+    pub tenant_policy_threads: Option<usize>,
+    /// Most policy calls of one tenant waiting for a thread; more are
+    /// answered with the fallback at once (reason `overloaded`).
+    #[arg(long, env = "MOMENT_TENANT_QUEUE", default_value_t = 64)]
+    pub tenant_queue: usize,
     /// How long in-flight requests have to finish after SIGTERM, in milliseconds.
     #[arg(long, env = "MOMENT_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,
@@ -158,10 +169,30 @@ impl Settings {
                 return Err(SettingsError::OutOfRange(name, 100, 600_000));
             }
         }
+        let shares = self.shares();
+        for (name, n) in [
+            ("policy_threads", shares.threads),
+            ("tenant_policy_threads", shares.per_tenant),
+            ("tenant_queue", shares.queue),
+        ] {
+            if !(1..=4096).contains(&n) {
+                return Err(SettingsError::OutOfRange(name, 1, 4096));
+            }
+        }
         if !(1..=1_000_000).contains(&self.max_connections) {
             return Err(SettingsError::OutOfRange("max_connections", 1, 1_000_000));
         }
         Ok(())
+    }
+
+    /// How the policy threads are shared.
+    pub fn shares(&self) -> Shares {
+        let machine = Shares::for_machine();
+        Shares {
+            threads: self.policy_threads.unwrap_or(machine.threads),
+            per_tenant: self.tenant_policy_threads.unwrap_or(machine.per_tenant),
+            queue: self.tenant_queue,
+        }
     }
 
     /// The listener's timeouts and connection cap.

@@ -100,7 +100,9 @@ pub enum ExperimentError {
     #[error("an experiment needs at least two variants")]
     TooFewVariants,
     /// A variant id is empty or repeated.
-    #[error("variant ids must be unique, 1 to {MAX_VARIANT_ID_LEN} bytes of printable text; {0:?} is not")]
+    #[error(
+        "variant ids must be unique, 1 to {MAX_VARIANT_ID_LEN} bytes of printable text; {0:?} is not"
+    )]
     VariantId(String),
     /// A weight outside (0, 1].
     #[error("variants[{0}].weight must be above 0 and at most 1")]

@@ -24,7 +24,9 @@ pub enum TextError {
         max: usize,
     },
     /// It holds a control character.
-    #[error("{field} contains the control character U+{code:04X} at byte {at}; identifiers are printable text")]
+    #[error(
+        "{field} contains the control character U+{code:04X} at byte {at}; identifiers are printable text"
+    )]
     Control {
         /// Which field.
         field: &'static str,
@@ -77,7 +79,10 @@ mod tests {
         ));
         for bad in ["a\0b", "a\nb", "a\u{7f}b", "a\u{85}b"] {
             assert!(
-                matches!(check_id("customer_id", bad, 16), Err(TextError::Control { at: 1, .. })),
+                matches!(
+                    check_id("customer_id", bad, 16),
+                    Err(TextError::Control { at: 1, .. })
+                ),
                 "{bad:?}"
             );
         }

@@ -8,17 +8,14 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use moment_core::pipeline::{DecideRequest, DecideResponse};
 use moment_core::model::Role;
-use moment_engines::Engines;
+use moment_core::pipeline::{DecideRequest, DecideResponse};
 
+use super::AppState;
 use super::auth::{Decider, check_origin};
 use super::error::ApiError;
 use super::json::ApiJson;
-use crate::decisions::DecisionLog;
 use crate::pipeline::DecidePath;
-use crate::profiles::Profiles;
-use crate::registry::Registry;
 use crate::telemetry;
 
 /// Ranks the actions of a decision point for one customer.
@@ -28,14 +25,11 @@ use crate::telemetry;
               (status = 403, body = super::error::Problem), (status = 422, body = super::error::Problem)))]
 pub async fn decide(
     caller: Decider,
-    State(registry): State<Arc<Registry>>,
-    State(engines): State<Arc<Engines>>,
-    State(profiles): State<Arc<Profiles>>,
-    State(decisions): State<Arc<DecisionLog>>,
+    State(app): State<AppState>,
     headers: HeaderMap,
     ApiJson(mut request): ApiJson<DecideRequest>,
 ) -> Result<Json<DecideResponse>, ApiError> {
-    let tenant = registry.tenant(&caller.tenant);
+    let tenant = app.registry.tenant(&caller.tenant);
     check_origin(&headers, &tenant.settings)?;
     if caller.role == Role::Decide {
         // A web page's key: it may not read why a customer fails conditions
@@ -50,10 +44,14 @@ pub async fn decide(
         telemetry::caller_attributes_ignored(before - request.attributes.len());
     }
     let path = DecidePath {
-        registry: &registry,
-        engines: &engines,
-        profiles: &profiles,
-        decisions: &decisions,
+        registry: &app.registry,
+        engines: &app.engines,
+        pool: &app.pool,
+        profiles: &app.profiles,
+        decisions: &app.decisions,
     };
-    Ok(Json(path.decide(&caller.tenant, &tenant, &request).await?))
+    Ok(Json(
+        path.decide(&caller.tenant, &tenant, Arc::new(request))
+            .await?,
+    ))
 }

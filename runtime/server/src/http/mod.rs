@@ -40,6 +40,8 @@ use crate::telemetry;
 use moment_engines::Engines;
 use moment_store::Store;
 
+use crate::fairness::PolicyPool;
+
 /// Everything the handlers share; each handler extracts only its slice.
 #[derive(Clone, FromRef)]
 pub struct AppState {
@@ -49,6 +51,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Policy engines.
     pub engines: Arc<Engines>,
+    /// The threads policies run on, shared fairly between tenants.
+    pub pool: Arc<PolicyPool>,
     /// Tenant and policy writes.
     pub service: Arc<Service>,
     /// Customer profiles, cached.
