@@ -321,3 +321,56 @@ async fn a_slow_client_is_cut_off_and_an_idle_one_let_go() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_tenant_over_its_share_of_the_policy_threads_gets_its_fallback_not_its_neighbours_latency()
+ {
+    let server = Server::start_with(&[
+        "--policy-threads",
+        "2",
+        "--tenant-policy-threads",
+        "1",
+        "--tenant-queue",
+        "2",
+    ]);
+    let (heavy, light) = (server.tenant("heavy").await, server.tenant("light").await);
+    // Succeeds, but spends 15 ms of its 20 ms deadline on every call.
+    let slow = r#"
+fn decide(ctx) {
+    let started = timestamp();
+    while started.elapsed < 0.015 {}
+    [#{id: "small", score: 1.0}]
+}"#;
+    server.upload_rhai(&heavy.editor, "slow", slow).await;
+    server.upload_rhai(&light.editor, "quick", BY_VALUE).await;
+    let flood = async {
+        let ask = json!({"point": "slow", "customer_id": "c-1", "explain": true});
+        let calls = (0..24).map(|_| server.decide_ok(&heavy.editor, &ask));
+        futures::future::join_all(calls).await
+    };
+    let neighbour = async {
+        let ask = json!({"point": "quick", "customer_id": "c-1"});
+        let mut answers = Vec::new();
+        for _ in 0..10 {
+            answers.push(server.decide_ok(&light.decide, &ask).await);
+        }
+        answers
+    };
+    let (flooded, quick) = tokio::join!(flood, neighbour);
+    for answer in &quick {
+        assert_eq!(
+            answer["fallback"], false,
+            "the neighbour was crowded out: {answer}"
+        );
+    }
+    let reasons: Vec<&str> = flooded
+        .iter()
+        .filter_map(|a| a["explain"]["medium"]["reason"].as_str())
+        .collect();
+    assert!(reasons.contains(&"overloaded"), "{reasons:?}");
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("moment_policy_fallbacks_total{engine=\"rhai\",reason=\"overloaded\"}"),
+        "{metrics}"
+    );
+}
