@@ -333,9 +333,9 @@ async fn decide_answers_without_redis_and_recovers_when_it_returns() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(body["detail"].as_str().unwrap().contains("redis"), "{body}");
     // Decide answers from the request alone; the capped action fails closed.
-    let ask =
+    let explained =
         json!({"point": "hero", "customer_id": "c-1", "record_impressions": true, "explain": true});
-    let res = server.decide(&keys.editor, &ask).await;
+    let res = server.decide(&keys.editor, &explained).await;
     let (status, answer) = (res.status(), res.json::<Value>().await.unwrap());
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(ids(&answer), ["plain"]);
@@ -366,6 +366,7 @@ async fn decide_answers_without_redis_and_recovers_when_it_returns() {
         ready(&server).await.0 == StatusCode::OK
     })
     .await;
+    let ask = json!({"point": "hero", "customer_id": "c-1", "record_impressions": true});
     let shown = |answer: &Value| ids(answer).contains(&"capped".to_owned());
     assert!(shown(&decide(&server, &keys, &ask).await.1));
     assert!(shown(&decide(&server, &keys, &ask).await.1));
