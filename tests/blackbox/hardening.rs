@@ -374,3 +374,111 @@ fn decide(ctx) {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn quotas_answer_422_naming_themselves_and_store_nothing() {
+    let server = Server::start_with(&[
+        "--max-policies",
+        "2",
+        "--max-versions",
+        "2",
+        "--max-catalog-actions",
+        "4",
+        "--max-experiments",
+        "1",
+        "--max-keys",
+        "4",
+    ]);
+    let keys = server.tenant("acme").await;
+    let refused = |res: reqwest::Response, flag: &'static str| async move {
+        let problem = expect(res, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let detail = problem["detail"].as_str().unwrap().to_owned();
+        assert!(detail.contains(flag), "{detail}");
+    };
+    server.upload_rhai(&keys.editor, "one", BY_VALUE).await;
+    server.upload_rhai(&keys.editor, "one", BY_VALUE).await;
+    refused(
+        server
+            .upload(&keys.editor, "one", &crate::helpers::rhai_bundle(BY_VALUE))
+            .await,
+        "--max-versions",
+    )
+    .await;
+    server.upload_rhai(&keys.editor, "two", BY_VALUE).await;
+    refused(
+        server
+            .upload(
+                &keys.editor,
+                "three",
+                &crate::helpers::rhai_bundle(BY_VALUE),
+            )
+            .await,
+        "--max-policies",
+    )
+    .await;
+    let mut big = crate::helpers::rhai_bundle(BY_VALUE);
+    big["catalog"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "extra", "kind": "offer", "value": 1}));
+    refused(
+        server.upload(&keys.editor, "two", &big).await,
+        "--max-catalog-actions",
+    )
+    .await;
+
+    let experiment = |id: &str| {
+        json!({"id": id, "point": "one", "seed": id, "hash_version": 2, "coverage": 1.0,
+               "goal": "convert", "variants": [{"id": "a", "version": 1, "weight": 0.5},
+                                               {"id": "b", "version": 2, "weight": 0.5}]})
+    };
+    let first = server
+        .post("/v1/experiments", &keys.editor, &experiment("first"))
+        .send()
+        .await
+        .unwrap();
+    expect(first, StatusCode::CREATED).await;
+    let stop = server
+        .post("/v1/experiments/first/stop", &keys.editor, &json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(stop.status().is_success());
+    let second = server
+        .post("/v1/experiments", &keys.editor, &experiment("second"))
+        .send()
+        .await
+        .unwrap();
+    refused(second, "--max-experiments").await;
+
+    // Three keys came with the tenant; one more fits.
+    let key = |role: &str| {
+        server
+            .post("/v1/keys", &keys.admin, &json!({ "role": role }))
+            .send()
+    };
+    expect(key("decide").await.unwrap(), StatusCode::CREATED).await;
+    refused(key("decide").await.unwrap(), "--max-keys").await;
+
+    // Nothing refused was stored.
+    let policies = expect(
+        server
+            .get("/v1/policies", &keys.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(policies.as_array().map(Vec::len), Some(2), "{policies}");
+    let one = expect(
+        server
+            .get("/v1/policies/one", &keys.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(one["versions"].as_array().map(Vec::len), Some(2), "{one}");
+}

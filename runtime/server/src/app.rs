@@ -108,6 +108,7 @@ impl Assembled {
             store.clone(),
             registry.clone(),
             engines.clone(),
+            settings.quotas(),
         ));
         // Subscribe before loading, so no change made meanwhile is missed.
         let changes = replication::subscribe(&*store);

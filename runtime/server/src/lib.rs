@@ -19,6 +19,7 @@ pub mod http;
 pub mod outcomes;
 pub mod pipeline;
 pub mod profiles;
+pub mod quotas;
 pub mod registry;
 pub mod replication;
 pub mod serve;

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::quotas::{self, Quotas};
 use crate::registry::{
     KeyInfo, LoadError, LoadedPolicy, Registry, RunningExperiment, SettingsPatch, TenantSettings,
 };
@@ -123,18 +124,39 @@ pub struct Service {
     store: Arc<dyn Store>,
     registry: Arc<Registry>,
     engines: Arc<Engines>,
+    quotas: Quotas,
     writes: tokio::sync::Mutex<()>,
 }
 
 impl Service {
-    /// A service over these parts.
-    pub fn new(store: Arc<dyn Store>, registry: Arc<Registry>, engines: Arc<Engines>) -> Self {
+    /// A service over these parts, holding tenants to `quotas`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        engines: Arc<Engines>,
+        quotas: Quotas,
+    ) -> Self {
         Self {
             store,
             registry,
             engines,
+            quotas,
             writes: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Refuses `adding` keys when the tenant's active ones would pass its quota.
+    async fn check_keys(&self, tenant: &Name, adding: usize) -> Result<(), ServiceError> {
+        let keys = self.store.keys(tenant).await?;
+        let active = keys.iter().filter(|k| k.revoked_at_ms.is_none()).count();
+        quotas::check(
+            "active keys",
+            active,
+            adding,
+            self.quotas.keys,
+            "--max-keys",
+        )
+        .map_err(ServiceError::Invalid)
     }
 
     /// Creates a tenant and its admin, editor and decide keys.
@@ -163,6 +185,7 @@ impl Service {
     pub async fn issue_keys(&self, tenant: &Name) -> Result<TenantKeys, ServiceError> {
         let (keys, records) = new_keys(tenant);
         let _guard = self.writes.lock().await;
+        self.check_keys(tenant, records.len()).await?;
         self.store.add_keys(&records).await?;
         self.remember(records);
         Ok(keys)
@@ -182,6 +205,7 @@ impl Service {
             hash: key.hash(),
         };
         let _guard = self.writes.lock().await;
+        self.check_keys(tenant, 1).await?;
         self.store.add_keys(std::slice::from_ref(&record)).await?;
         let id = record.id.clone();
         self.remember(vec![record]);
@@ -239,6 +263,13 @@ impl Service {
         self.engines
             .check_size(&code)
             .map_err(|e| ServiceError::TooLarge(e.to_string()))?;
+        if catalog.len() > self.quotas.catalog_actions {
+            return Err(ServiceError::Invalid(format!(
+                "the catalog has {} actions; at most {} are allowed (the operator's --max-catalog-actions)",
+                catalog.len(),
+                self.quotas.catalog_actions
+            )));
+        }
         let bundle =
             Bundle::new(catalog, &fallback).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         if engine == EngineKind::Wasm {
@@ -269,6 +300,24 @@ impl Service {
             serde_json::to_string(&bundle.to_stored()).map_err(ServiceError::Encode)?;
 
         let _guard = self.writes.lock().await;
+        let policies = self.store.policies(tenant).await?;
+        match policies.iter().find(|p| p.name == *name) {
+            Some(policy) => quotas::check(
+                &format!("versions of policy {:?}", name.as_str()),
+                policy.latest as usize,
+                1,
+                self.quotas.versions,
+                "--max-versions",
+            ),
+            None => quotas::check(
+                "policies",
+                policies.len(),
+                1,
+                self.quotas.policies,
+                "--max-policies",
+            ),
+        }
+        .map_err(ServiceError::Invalid)?;
         let version = self
             .store
             .create_version(NewVersion {
@@ -321,6 +370,15 @@ impl Service {
     ) -> Result<Experiment, ServiceError> {
         let experiment = Experiment::new(spec).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let _guard = self.writes.lock().await;
+        let stored = self.store.experiments(tenant).await?.len();
+        quotas::check(
+            "experiments",
+            stored,
+            1,
+            self.quotas.experiments,
+            "--max-experiments",
+        )
+        .map_err(ServiceError::Invalid)?;
         for running in self
             .registry
             .experiments(tenant, &experiment.point)

@@ -9,7 +9,9 @@ use std::time::Duration;
 use moment_core::call::Limits;
 
 use crate::fairness::Shares;
+use crate::quotas::Quotas;
 use crate::serve::Timeouts;
+use moment_core::model::policy::MAX_CATALOG_LEN;
 
 /// Shortest root token accepted.
 pub const MIN_ROOT_TOKEN_LEN: usize = 16;
@@ -77,6 +79,21 @@ pub struct Settings {
     /// Most client connections open at once; more wait to be accepted.
     #[arg(long, env = "MOMENT_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Policies (decision points) one tenant may have.
+    #[arg(long, env = "MOMENT_MAX_POLICIES", default_value_t = Quotas::default().policies)]
+    pub max_policies: usize,
+    /// Versions one policy may have.
+    #[arg(long, env = "MOMENT_MAX_VERSIONS", default_value_t = Quotas::default().versions)]
+    pub max_versions: usize,
+    /// Actions in one version's catalog.
+    #[arg(long, env = "MOMENT_MAX_CATALOG_ACTIONS", default_value_t = Quotas::default().catalog_actions)]
+    pub max_catalog_actions: usize,
+    /// Experiments one tenant may have, running or stopped.
+    #[arg(long, env = "MOMENT_MAX_EXPERIMENTS", default_value_t = Quotas::default().experiments)]
+    pub max_experiments: usize,
+    /// Active keys one tenant may have.
+    #[arg(long, env = "MOMENT_MAX_KEYS", default_value_t = Quotas::default().keys)]
+    pub max_keys: usize,
     /// Threads policies run on [default: two per core].
     #[arg(long, env = "MOMENT_POLICY_THREADS")]
     pub policy_threads: Option<usize>,
@@ -169,6 +186,28 @@ impl Settings {
                 return Err(SettingsError::OutOfRange(name, 100, 600_000));
             }
         }
+        let quotas = self.quotas();
+        for (name, n) in [
+            ("max_policies", quotas.policies),
+            ("max_versions", quotas.versions),
+            ("max_experiments", quotas.experiments),
+            ("max_keys", quotas.keys),
+        ] {
+            if !(1..=1_000_000).contains(&n) {
+                return Err(SettingsError::OutOfRange(name, 1, 1_000_000));
+            }
+        }
+        // Three keys come with every tenant.
+        if quotas.keys < 3 {
+            return Err(SettingsError::OutOfRange("max_keys", 3, 1_000_000));
+        }
+        if !(1..=MAX_CATALOG_LEN).contains(&quotas.catalog_actions) {
+            return Err(SettingsError::OutOfRange(
+                "max_catalog_actions",
+                1,
+                MAX_CATALOG_LEN as u64,
+            ));
+        }
         let shares = self.shares();
         for (name, n) in [
             ("policy_threads", shares.threads),
@@ -183,6 +222,17 @@ impl Settings {
             return Err(SettingsError::OutOfRange("max_connections", 1, 1_000_000));
         }
         Ok(())
+    }
+
+    /// The per-tenant quotas.
+    pub fn quotas(&self) -> Quotas {
+        Quotas {
+            policies: self.max_policies,
+            versions: self.max_versions,
+            catalog_actions: self.max_catalog_actions,
+            experiments: self.max_experiments,
+            keys: self.max_keys,
+        }
     }
 
     /// How the policy threads are shared.
