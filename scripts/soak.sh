@@ -2,12 +2,15 @@
 # Soak: mixed traffic (decides on the WASM and Rhai reference policies,
 # profile patches, outcomes; see scripts/soak.lua) against one release server
 # for MINUTES minutes, with a new policy version uploaded and activated once a
-# minute. Prints, per minute: requests/s, p50/p99, errors and the server's
+# minute, and a hostile tenant deciding beside it all along on HOSTILE_CONNECTIONS
+# connections (the memory probe map_keys.rhai, spin_then_throw.rhai and
+# loop_forever.rhai, in turn; scripts/hostile.lua). Prints, per minute:
+# requests/s, p50/p99, errors and the server's
 # resident memory; then the memory growth after warm-up: the first WARMUP
 # minutes, long enough to fill the caches (at ~1,400 decisions/s the
 # 100,000-entry recent-decisions LRU fills in about 70 s).
 #
-# Run: scripts/soak.sh   (MINUTES=10 WARMUP=2 CONNECTIONS=16 CANDIDATES=100)
+# Run: scripts/soak.sh   (MINUTES=10 WARMUP=2 CONNECTIONS=16 HOSTILE_CONNECTIONS=2 CANDIDATES=100)
 # Needs: wrk (Debian package); installs it if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +18,7 @@ MINUTES=${MINUTES:-10}
 WARMUP=${WARMUP:-2}
 CONNECTIONS=${CONNECTIONS:-16}
 CANDIDATES=${CANDIDATES:-100}
+HOSTILE_CONNECTIONS=${HOSTILE_CONNECTIONS:-2}
 
 command -v wrk >/dev/null || apt-get install -y -qq wrk
 cargo build --release -q -p moment-server --bin moment
@@ -27,6 +31,21 @@ export WASM_BODY="$work/retention-wasm.json" RHAI_BODY="$work/retention-rhai.jso
 DECIDE_KEY=$(python3 -c "import json; print(json.load(open('$work/keys.json'))['decide'])")
 EDITOR_KEY=$(python3 -c "import json; print(json.load(open('$work/keys.json'))['editor'])")
 export DECIDE_KEY EDITOR_KEY
+HOSTILE_KEY=$(python3 - "http://$moment" "$MOMENT_ROOT_TOKEN" "$work" <<'PY'
+import json, sys
+sys.path.insert(0, "scripts")
+from moment_setup import call
+base, root, work = sys.argv[1:4]
+keys = call(base, "/v1/tenants", root, {"id": "hostile"})["keys"]
+upload = json.load(open(f"{work}/upload-retention-rhai.json"))
+for point, file in [("map-keys", "map_keys"), ("spin", "spin_then_throw"), ("loop", "loop_forever")]:
+    upload["source"] = open(f"tests/corpus/{file}.rhai").read()
+    call(base, f"/v1/policies/{point}/versions", keys["editor"], upload)
+print(keys["decide"])
+PY
+)
+export HOSTILE_KEY
+wrk -t1 -c"$HOSTILE_CONNECTIONS" -d"$((MINUTES * 60 + 30))s" -s scripts/hostile.lua "http://$moment" > "$work/hostile.txt" &
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $CANDIDATES candidates; $CONNECTIONS connections; $MINUTES minutes"
 echo "RSS at start: $(rss_mib "$pid") MiB"
@@ -53,5 +72,5 @@ start, end = $rss_after_warmup, $(rss_mib "$pid")
 print(f'RSS after warm-up (minute $WARMUP) {start} MiB, at end {end} MiB: {100 * (end - start) / start:+.1f}%')"
 echo
 echo "Moment's own counts:"
-curl -s "http://$moment/metrics" | grep -E '^moment_(decisions_total|policy_fallbacks_total|outcomes_total|decision_log_lost_total)' || true
+curl -s "http://$moment/metrics" | grep -E '^moment_(decisions_total|policy_fallbacks_total|policy_breaker_opened_total|outcomes_total|decision_log_lost_total)' || true
 curl -s "http://$moment/metrics" | grep -E '^moment_http_requests_total' | grep -v 'status="2' || echo "no HTTP responses other than 2xx"

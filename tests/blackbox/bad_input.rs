@@ -72,9 +72,11 @@ fn admin(keys: &Keys) -> &str {
 
 fn cases() -> Vec<Case> {
     use StatusCode as S;
-    // Over the 1 MiB a WASM policy may receive: 8,000 candidates of ~170 bytes.
-    let big_catalog: Vec<Value> = (0..8000)
-        .map(|i| json!({"id": format!("{i:0>120}"), "kind": "offer"}))
+    // Over the 1 MiB a WASM policy may receive: 2,000 candidates (the
+    // catalog quota) of ~700 bytes.
+    let tags: Vec<String> = (0..16).map(|t| format!("{t:0>30}")).collect();
+    let big_catalog: Vec<Value> = (0..2000)
+        .map(|i| json!({"id": format!("{i:0>120}"), "kind": "offer", "tags": tags}))
         .collect();
     let mut too_many = serde_json::Map::new();
     for i in 0..300 {

@@ -391,7 +391,13 @@ async fn decide_answers_without_redis_and_recovers_when_it_returns() {
     let (status, answer) = decide(&server, &keys, &c2).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert!(shown(&answer), "{answer}");
-    assert_eq!(ready(&server).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    // Readiness is checked at most once a second.
+    within(
+        Duration::from_secs(3),
+        "not ready while Redis is down",
+        || async { ready(&server).await.0 == StatusCode::SERVICE_UNAVAILABLE },
+    )
+    .await;
 
     // And it comes back again.
     redis.start();
@@ -572,4 +578,99 @@ async fn decide_serves_from_memory_while_postgres_is_down_and_nothing_acknowledg
         .await;
     }
     assert_eq!(ready(&a).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_cannot_both_start_overlapping_experiments_nor_undo_each_others_settings() {
+    let cluster = Arc::new(Cluster::fresh());
+    let a = Server::start_in(Some(cluster.clone()), &[]);
+    let b = Server::start_in(Some(cluster.clone()), &[]);
+    let keys = a.tenant("acme").await;
+    for note in [0, 1] {
+        expect(
+            a.upload(&keys.editor, "hero", &bundle(note)).await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let experiment = |id: &str| {
+        json!({"id": id, "point": "hero", "seed": id, "hash_version": 2, "coverage": 1.0,
+               "goal": "convert", "variants": [{"id": "a", "version": 1, "weight": 0.5},
+                                               {"id": "b", "version": 2, "weight": 0.5}]})
+    };
+    // Both replicas start an experiment on the same point at once, round
+    // after round: exactly one may run.
+    for round in 0..6 {
+        let (on_a, on_b) = (format!("a{round}"), format!("b{round}"));
+        let (ra, rb) = tokio::join!(
+            a.post("/v1/experiments", &keys.editor, &experiment(&on_a))
+                .send(),
+            b.post("/v1/experiments", &keys.editor, &experiment(&on_b))
+                .send(),
+        );
+        let (sa, sb) = (ra.unwrap().status(), rb.unwrap().status());
+        let started: Vec<&str> = [(sa, &on_a), (sb, &on_b)]
+            .into_iter()
+            .filter(|(s, _)| *s == StatusCode::CREATED)
+            .map(|(_, id)| id.as_str())
+            .collect();
+        assert_eq!(started.len(), 1, "round {round}: {sa} and {sb}");
+        assert!(
+            [sa, sb].contains(&StatusCode::CONFLICT),
+            "round {round}: {sa} and {sb}"
+        );
+        let stop = a
+            .post(
+                &format!("/v1/experiments/{}/stop", started[0]),
+                &keys.editor,
+                &json!({}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(stop.status().is_success());
+    }
+    // Two settings patches of different fields at once, one on each replica:
+    // both stick, on both.
+    let (ra, rb) = tokio::join!(
+        a.patch(
+            "/v1/tenant",
+            &keys.admin,
+            &json!({"cors_origins": ["https://shop.example"]})
+        )
+        .send(),
+        b.patch(
+            "/v1/tenant",
+            &keys.admin,
+            &json!({"stages": ["new", "loyal"]})
+        )
+        .send(),
+    );
+    assert!(ra.unwrap().status().is_success() && rb.unwrap().status().is_success());
+    for server in [&a, &b] {
+        // The stage is one of the tenant's, and only the new origin may call.
+        let both = || async {
+            let ask = json!({"point": "hero", "customer_id": "c-1", "stage": "loyal"});
+            let call = |origin: &'static str| {
+                server
+                    .post("/v1/decide", &keys.decide, &ask)
+                    .header("Origin", origin)
+                    .send()
+            };
+            let (shop, other) = (
+                call("https://shop.example").await,
+                call("https://other.example").await,
+            );
+            shop.unwrap().status() == StatusCode::OK
+                && other.unwrap().status() == StatusCode::FORBIDDEN
+        };
+        let started = Instant::now();
+        while !both().await {
+            assert!(
+                started.elapsed() < PROPAGATION,
+                "the two patches are not both served"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }

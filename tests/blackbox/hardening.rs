@@ -482,3 +482,62 @@ async fn quotas_answer_422_naming_themselves_and_store_nothing() {
     .await;
     assert_eq!(one["versions"].as_array().map(Vec::len), Some(2), "{one}");
 }
+
+#[tokio::test]
+async fn decisions_and_outcomes_past_retention_are_pruned() {
+    let server = Server::start();
+    let keys = server.tenant("acme").await;
+    server.upload_rhai(&keys.editor, "hero", BY_VALUE).await;
+    let ask = json!({"point": "hero", "customer_id": "c-1"});
+    let old = server.decide_ok(&keys.decide, &ask).await;
+    let new = server.decide_ok(&keys.decide, &ask).await;
+    let outcome = |decision: &Value| {
+        json!({"decision_id": decision["decision_id"], "action_id": decision["actions"][0]["id"],
+               "type": "click"})
+    };
+    // Stored (an outcome waits for its decision to be written).
+    let res = server
+        .post("/v1/outcomes", &keys.decide, &outcome(&old))
+        .send()
+        .await
+        .unwrap();
+    expect(res, StatusCode::ACCEPTED).await;
+    let old_id = old["decision_id"].as_str().unwrap().to_owned();
+    let server = server.kill_and_restart_with(
+        &["--log-retention-days", "1", "--log-prune-every-s", "1"],
+        |stored| {
+            let two_days = 2 * 86_400_000;
+            for table in ["decisions", "outcomes"] {
+                let column = if table == "decisions" {
+                    "id"
+                } else {
+                    "decision_id"
+                };
+                let sql =
+                    format!("UPDATE {table} SET at = at - {two_days} WHERE {column} = '{old_id}'");
+                assert_eq!(stored.execute(&sql, &sql), 1, "{sql}");
+            }
+        },
+    );
+    let started = Instant::now();
+    while !server.metrics().await.contains("moment_log_pruned_total 2") {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{}",
+            server.metrics().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = server
+        .post("/v1/outcomes", &keys.decide, &outcome(&old))
+        .send()
+        .await
+        .unwrap();
+    expect(res, StatusCode::NOT_FOUND).await;
+    let res = server
+        .post("/v1/outcomes", &keys.decide, &outcome(&new))
+        .send()
+        .await
+        .unwrap();
+    expect(res, StatusCode::ACCEPTED).await;
+}

@@ -21,7 +21,7 @@ use moment_core::model::Name;
 use moment_core::model::outcome::OutcomeEvent;
 use moment_core::model::profile::Profile;
 use moment_store::{
-    Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, NewVersion, PolicyHistory,
+    Admit, Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, NewVersion, PolicyHistory,
     PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment, StoredVersion,
     VariantCounts,
 };
@@ -96,13 +96,13 @@ impl Store for ClusterStore {
         postgres.into_iter().chain(redis).collect()
     }
 
-    async fn update_tenant_settings(
+    async fn patch_tenant_settings(
         &self,
         tenant: &Name,
-        settings_json: &str,
-    ) -> Result<(), StoreError> {
+        patch_json: &str,
+    ) -> Result<String, StoreError> {
         self.postgres
-            .update_tenant_settings(tenant, settings_json)
+            .patch_tenant_settings(tenant, patch_json)
             .await
     }
 
@@ -230,13 +230,21 @@ impl Store for ClusterStore {
         self.postgres.decision(tenant, id).await
     }
 
+    async fn prune_logs(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        self.postgres.prune_logs(before_ms, limit).await
+    }
+
     async fn create_experiment(
         &self,
         tenant: &Name,
         id: &Name,
+        point: &Name,
         spec_json: &str,
+        admit: &Admit<'_>,
     ) -> Result<(), StoreError> {
-        self.postgres.create_experiment(tenant, id, spec_json).await
+        self.postgres
+            .create_experiment(tenant, id, point, spec_json, admit)
+            .await
     }
 
     async fn experiments(&self, tenant: &Name) -> Result<Vec<StoredExperiment>, StoreError> {

@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use moment_core::model::Name;
 use moment_core::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
 use moment_store::{
-    Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion,
+    Admit, Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion,
     PolicyHistory, PolicySummary, Snapshot, StoreError, StoredExperiment, StoredVersion,
     VariantCounts, stored_decision, stored_engine, stored_event, stored_experiment, stored_key,
     stored_name, stored_role, stored_version, stored_version_info, variant_counts,
@@ -377,21 +377,27 @@ impl Postgres {
         Ok(changed == 1)
     }
 
-    /// See [`Store::update_tenant_settings`](moment_store::Store::update_tenant_settings).
-    pub async fn update_tenant_settings(
+    /// See [`Store::patch_tenant_settings`](moment_store::Store::patch_tenant_settings).
+    pub async fn patch_tenant_settings(
         &self,
         tenant: &Name,
-        settings_json: &str,
-    ) -> Result<(), StoreError> {
+        patch_json: &str,
+    ) -> Result<String, StoreError> {
         let mut tx = self.pool.begin().await.map_err(error)?;
-        sqlx::query("UPDATE tenants SET settings = $2 WHERE id = $1")
-            .bind(tenant.as_str())
-            .bind(settings_json)
-            .execute(&mut *tx)
-            .await
-            .map_err(error)?;
+        // `||` replaces the top-level keys the patch holds, in the row
+        // itself: a concurrent patch of other keys is kept.
+        let (merged,): (String,) = sqlx::query_as(
+            "UPDATE tenants SET settings = (settings::jsonb || $2::jsonb)::text
+             WHERE id = $1 RETURNING settings",
+        )
+        .bind(tenant.as_str())
+        .bind(patch_json)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(error)?;
         notify(&mut tx, tenant).await?;
-        tx.commit().await.map_err(commit_error)
+        tx.commit().await.map_err(commit_error)?;
+        Ok(merged)
     }
 
     /// See [`Store::create_version`](moment_store::Store::create_version).
@@ -631,14 +637,57 @@ impl Postgres {
             .transpose()
     }
 
+    /// See [`Store::prune_logs`](moment_store::Store::prune_logs).
+    pub async fn prune_logs(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        let mut pruned = 0;
+        for sql in [
+            "DELETE FROM decisions WHERE ctid IN
+               (SELECT ctid FROM decisions WHERE at < $1 LIMIT $2)",
+            "DELETE FROM outcomes WHERE ctid IN
+               (SELECT ctid FROM outcomes WHERE at < $1 LIMIT $2)",
+        ] {
+            pruned += sqlx::query(sql)
+                .bind(before_ms as i64)
+                .bind(limit as i64)
+                .execute(&self.pool)
+                .await
+                .map_err(error)?
+                .rows_affected();
+        }
+        Ok(pruned)
+    }
+
     /// See [`Store::create_experiment`](moment_store::Store::create_experiment).
     pub async fn create_experiment(
         &self,
         tenant: &Name,
         id: &Name,
+        point: &Name,
         spec_json: &str,
+        admit: &Admit<'_>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(error)?;
+        // Two replicas starting experiments on one point take turns here, so
+        // each sees the other's and exclusivity holds across replicas.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1 || '/experiments/' || $2, 0))",
+        )
+        .bind(tenant.as_str())
+        .bind(point.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(error)?;
+        let running: Vec<(String,)> = sqlx::query_as(
+            "SELECT spec FROM experiments
+             WHERE tenant = $1 AND running AND spec::jsonb ->> 'point' = $2",
+        )
+        .bind(tenant.as_str())
+        .bind(point.as_str())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(error)?;
+        let running: Vec<String> = running.into_iter().map(|(spec,)| spec).collect();
+        admit(&running).map_err(StoreError::Invalid)?;
         sqlx::query(
             "INSERT INTO experiments (tenant, id, spec, running, created_at) VALUES ($1, $2, $3, TRUE, $4)",
         )

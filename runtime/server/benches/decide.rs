@@ -10,8 +10,9 @@
 //! - `pieces/…`: the parts that dominate, alone: a fresh WASM instance
 //!   called on an empty document; the telco policy call alone (WASM, Rhai);
 //!   encoding the WASM input; the guest's own work (parse, score, answer)
-//!   compiled natively; decoding its output; one condition; serializing the
-//!   response.
+//!   compiled natively; decoding its output; one condition; the worst
+//!   screening the default bounds allow (2,000 actions each scanning a
+//!   1,000-item array); serializing the response.
 //!
 //! The limits are the defaults except a 1 s deadline, so that a slow engine
 //! at 1,000 candidates is measured rather than cut off by its fallback.
@@ -31,7 +32,7 @@ use moment_core::model::contact::{ContactRule, Period};
 use moment_core::model::outcome::OutcomeType;
 use moment_core::model::policy::{Bundle, EngineKind};
 use moment_core::model::profile::Profile;
-use moment_core::pipeline::{DecideRequest, Subject};
+use moment_core::pipeline::{DecideRequest, Subject, screen};
 use moment_engines::Engines;
 use moment_engines::wasm_engine::{decode_output, encode_input};
 use moment_policy_artifacts::{TELCO_RETENTION_RHAI, TELCO_RETENTION_WASM};
@@ -233,6 +234,42 @@ fn pieces(c: &mut Criterion) {
     });
 
     let tenant = Name::parse("bench").unwrap();
+    // The most screening one decide can cost within the default bounds:
+    // 2,000 actions (the catalog quota), each with a condition that scans a
+    // 1,000-item array attribute (the request bound) to its end.
+    let scan = json!({"scores": {"$elemMatch": {"$gt": 1000}}});
+    let heavy = Bundle::new(
+        telco::actions(2000)
+            .into_iter()
+            .map(|mut a| {
+                a.eligibility = Some(scan.clone());
+                a
+            })
+            .collect(),
+        &[],
+    )
+    .unwrap();
+    let mut scores = attributes.clone();
+    scores.insert("scores".into(), json!((0..1000).collect::<Vec<_>>()));
+    let scores = Value::Object(scores);
+    let nobody = Subject {
+        tenant: &tenant,
+        groups: &groups,
+        profile: None,
+        history_unavailable: None,
+        now_ms: NOW_MS,
+        limits,
+    };
+    assert!(
+        screen(&heavy, &nobody, &scores, false)
+            .0
+            .iter()
+            .all(|ok| !ok)
+    );
+    group.bench_function("screen_2000_conditions_over_1000_items", |b| {
+        b.iter(|| screen(&heavy, &nobody, black_box(&scores), false))
+    });
+
     let wasm = policy(&engines, EngineKind::Wasm, catalog(100, false));
     let subject = Subject {
         tenant: &tenant,

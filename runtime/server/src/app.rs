@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -16,6 +17,7 @@ use crate::http::{AppState, BodyLimits, router};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
 use crate::replication;
+use crate::retention;
 use crate::serve::{Timeouts, serve};
 use crate::service::{Service, ServiceError};
 use crate::settings::{Settings, SettingsError};
@@ -125,7 +127,16 @@ impl Assembled {
         ));
         // Notices sent since the snapshot are queued in `changes`.
         replication::start(changes, service.clone(), profiles.clone());
-        let (decisions, log_writer) = DecisionLog::start(store.clone(), settings.recent_decisions);
+        let (decisions, log_writer) = DecisionLog::start(
+            store.clone(),
+            settings.recent_decisions,
+            settings.decision_log_queue_bytes,
+        );
+        retention::start(
+            store.clone(),
+            Duration::from_secs(settings.log_retention_days * 86_400),
+            Duration::from_secs(settings.log_prune_every_s),
+        );
         let state = AppState {
             profiles,
             decisions,
@@ -133,6 +144,7 @@ impl Assembled {
             registry,
             engines,
             pool: Arc::new(PolicyPool::start(settings.shares())),
+            readiness: Arc::default(),
             service,
             root: RootToken(settings.root_token.as_deref().map(KeyHash::of)),
             metrics,

@@ -2,16 +2,19 @@
 //! written to the store behind the request, in batches.
 //!
 //! **The decide path never waits on the log.** [`DecisionLog::log`] puts the
-//! record in a bounded channel (a full channel drops the write and counts it)
-//! and in an in-memory LRU of recent decisions, so an outcome reported right
-//! after its decision finds it before the batch reaches the store.
+//! record in a queue bounded by bytes (`--decision-log-queue-bytes`; a full
+//! queue drops the write and counts it) and in an in-memory LRU of recent
+//! decisions, so an outcome reported right after its decision finds it
+//! before the batch reaches the store. A record's bytes are counted from
+//! when it is queued until the store has it.
 //!
-//! While the store cannot be reached, the writer keeps what it holds (up to
-//! the queue's size) and tries again every [`RETRY_AFTER`]. In a cluster an
+//! While the store cannot be reached, the writer keeps what it holds (within
+//! the same byte budget) and tries again every [`RETRY_AFTER`]. In a cluster an
 //! outcome may name a decision another replica made and is still logging, so
 //! a lookup there waits up to [`PEER_LOG_WAIT`] for it to arrive.
 
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -21,9 +24,10 @@ use tokio::task::JoinHandle;
 
 use crate::telemetry;
 use moment_core::model::Name;
+use moment_core::model::document::json_bytes;
 use moment_store::{DecisionRecord, DecisionRef, Store, StoreError};
 
-/// Records waiting for the writer, at most.
+/// Records waiting for the writer, at most (the byte budget usually binds first).
 const QUEUE: usize = 16_384;
 /// Records written per store call, at most.
 const BATCH: usize = 512;
@@ -35,7 +39,8 @@ const PEER_LOG_WAIT: Duration = Duration::from_secs(1);
 
 /// What the writer receives.
 enum Entry {
-    Record(Box<DecisionRecord>),
+    /// A record and its approximate size in bytes.
+    Record(Box<DecisionRecord>, usize),
     /// Answered once everything queued before it was written (`true`), or
     /// held back for a retry because the store is unreachable (`false`).
     Flush(oneshot::Sender<bool>),
@@ -55,6 +60,9 @@ pub enum Unflushed {
 /// Handle to the decision log.
 pub struct DecisionLog {
     tx: mpsc::Sender<Entry>,
+    /// Bytes of the records queued or held back, not yet stored.
+    queued_bytes: Arc<AtomicUsize>,
+    max_bytes: usize,
     recent: Mutex<LruCache<String, Arc<DecisionRef>>>,
     store: Arc<dyn Store>,
     shared: bool,
@@ -63,11 +71,19 @@ pub struct DecisionLog {
 impl DecisionLog {
     /// Starts the writer task. It ends, after writing everything queued, once
     /// every handle is dropped; await the returned task to know the log is flushed.
-    pub fn start(store: Arc<dyn Store>, recent: NonZeroUsize) -> (Arc<Self>, JoinHandle<()>) {
+    /// At most `max_bytes` of records wait for the store at any time.
+    pub fn start(
+        store: Arc<dyn Store>,
+        recent: NonZeroUsize,
+        max_bytes: usize,
+    ) -> (Arc<Self>, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(write_batches(store.clone(), rx));
+        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        let writer = tokio::spawn(write_batches(store.clone(), rx, queued_bytes.clone()));
         let log = Arc::new(Self {
             tx,
+            queued_bytes,
+            max_bytes,
             recent: Mutex::new(LruCache::new(recent)),
             shared: store.changes().is_some(),
             store,
@@ -83,7 +99,15 @@ impl DecisionLog {
             actions: record.actions.clone(),
         };
         self.lock().put(record.id.clone(), Arc::new(reference));
-        if self.tx.try_send(Entry::Record(Box::new(record))).is_err() {
+        let size = approximate_bytes(&record);
+        let before = self.queued_bytes.fetch_add(size, Ordering::AcqRel);
+        if before + size > self.max_bytes
+            || self
+                .tx
+                .try_send(Entry::Record(Box::new(record), size))
+                .is_err()
+        {
+            self.queued_bytes.fetch_sub(size, Ordering::AcqRel);
             telemetry::decision_log_dropped();
         }
     }
@@ -127,9 +151,33 @@ impl DecisionLog {
     }
 }
 
-async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Entry>) {
+/// What a record holds in memory, roughly: its own fields, the request's
+/// attributes and context, the candidates and the ranking (the profile and
+/// the policy version are shared, not copied).
+fn approximate_bytes(record: &DecisionRecord) -> usize {
+    let doc = &record.document;
+    let context: usize = doc
+        .context
+        .iter()
+        .map(|(k, v)| k.len() + 4 + json_bytes(v))
+        .sum();
+    256 + record.id.len()
+        + record.customer_id.len()
+        + record.actions.iter().map(|a| a.len() + 24).sum::<usize>()
+        + json_bytes(&doc.attributes)
+        + context
+        + 16 * (doc.candidates.len() + doc.ranking.len())
+}
+
+async fn write_batches(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<Entry>,
+    queued_bytes: Arc<AtomicUsize>,
+) {
     let mut entries = Vec::with_capacity(BATCH);
     let mut records: Vec<DecisionRecord> = Vec::with_capacity(BATCH);
+    // Bytes of `records`, released from the budget once they are stored or lost.
+    let mut held = 0;
     let mut waiting = Vec::new();
     loop {
         // With records held back by a failed write, wake up to retry even
@@ -145,27 +193,30 @@ async fn write_batches(store: Arc<dyn Store>, mut rx: mpsc::Receiver<Entry>) {
         telemetry::decision_log_queued(rx.len());
         for entry in entries.drain(..) {
             match entry {
-                Entry::Record(r) => records.push(*r),
+                Entry::Record(r, size) => {
+                    records.push(*r);
+                    held += size;
+                }
                 Entry::Flush(done) => waiting.push(done),
             }
         }
         if !records.is_empty() {
             match store.log_decisions(&records).await {
                 Ok(()) => records.clear(),
-                // Keep them for the next attempt, within the queue's bound.
+                // Keep them for the next attempt: their bytes stay counted,
+                // so the budget bounds what is held back too.
                 Err(error @ StoreError::Unavailable { .. }) if !closed => {
                     tracing::warn!(%error, records = records.len(), "decision log write failed; retrying");
-                    let excess = records.len().saturating_sub(QUEUE);
-                    if excess > 0 {
-                        telemetry::decision_log_failed(excess);
-                        records.drain(..excess);
-                    }
                 }
                 Err(error) => {
                     telemetry::decision_log_failed(records.len());
                     tracing::error!(%error, records = records.len(), "decision log write failed");
                     records.clear();
                 }
+            }
+            if records.is_empty() {
+                queued_bytes.fetch_sub(held, Ordering::AcqRel);
+                held = 0;
             }
         }
         for done in waiting.drain(..) {
@@ -187,7 +238,7 @@ mod tests {
     fn log() -> (tempfile::TempDir, Arc<DecisionLog>, JoinHandle<()>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-        let (log, writer) = DecisionLog::start(store, NonZeroUsize::MIN);
+        let (log, writer) = DecisionLog::start(store, NonZeroUsize::MIN, 1 << 20);
         (dir, log, writer)
     }
 

@@ -22,6 +22,7 @@ pub mod profiles;
 pub mod quotas;
 pub mod registry;
 pub mod replication;
+pub mod retention;
 pub mod serve;
 pub mod service;
 pub mod settings;

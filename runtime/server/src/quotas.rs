@@ -56,10 +56,9 @@ mod tests {
     #[test]
     fn names_what_the_quota_and_the_flag() {
         assert_eq!(check("keys", 49, 1, 50, "--max-keys"), Ok(()));
-        let refused = check("keys", 48, 3, 50, "--max-keys").unwrap_err();
         assert_eq!(
-            refused,
-            "this tenant has 48 keys; its quota is 50 (the operator's --max-keys)"
+            check("keys", 48, 3, 50, "--max-keys"),
+            Err("this tenant has 48 keys; its quota is 50 (the operator's --max-keys)".to_owned())
         );
     }
 }

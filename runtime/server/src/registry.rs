@@ -94,29 +94,35 @@ impl Default for TenantSettings {
     }
 }
 
-/// Body of `PATCH /v1/tenant`: only the fields given change.
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+/// Body of `PATCH /v1/tenant`: only the fields given change. Serialised,
+/// it holds only those fields, as the stored settings name them, and is
+/// merged into them by the store.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     /// New CORS origins.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors_origins: Option<Vec<String>>,
     /// New stages.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<Vec<String>>,
     /// New saved groups (replaces them all).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub groups: Option<BTreeMap<String, Vec<Value>>>,
     /// New policy limits (replaces them all).
-    #[serde(default, deserialize_with = "moment_core::model::objects::optional")]
+    #[serde(
+        default,
+        deserialize_with = "moment_core::model::objects::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub limits: Option<TenantLimits>,
     /// New behaviour of contact rules while the history cannot be read.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_rules_when_unavailable: Option<WhenUnavailable>,
     /// New list of attributes a decide key may set (replaces it); `[]`
     /// allows none.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_attributes: Option<Vec<String>>,
 }
 

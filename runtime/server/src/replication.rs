@@ -6,7 +6,9 @@
 //! the writer included, applies the notices within milliseconds. A full
 //! reconcile of what PostgreSQL holds every [`RECONCILE_EVERY`] heals a lost
 //! tenant notice; a lost subscription sends [`Change::Everything`], which
-//! also empties the profile cache.
+//! also empties the profile cache. The two followers fall behind alone: a
+//! slow tenant sync that misses notices resyncs tenants and leaves the
+//! profile cache to its own follower.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,15 +42,11 @@ pub fn start(
     let Some((tenants, customers)) = changes else {
         return;
     };
-    tokio::spawn(follow_tenants(tenants, service, profiles.clone()));
+    tokio::spawn(follow_tenants(tenants, service));
     tokio::spawn(follow_profiles(customers, profiles));
 }
 
-async fn follow_tenants(
-    mut changes: Receiver<Change>,
-    service: Arc<Service>,
-    profiles: Arc<Profiles>,
-) {
+async fn follow_tenants(mut changes: Receiver<Change>, service: Arc<Service>) {
     let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
     reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -64,11 +62,12 @@ async fn follow_tenants(
             Ok(Change::Profile { .. }) => {}
             Ok(Change::Everything) => sync(&service, None).await,
             Err(RecvError::Lagged(missed)) => {
+                // Most notices are profiles', which the profile follower
+                // sees on its own subscription.
                 tracing::warn!(
                     missed,
-                    "fell behind on change notices; reloading everything"
+                    "fell behind on change notices; reloading every tenant"
                 );
-                profiles.clear();
                 sync(&service, None).await;
             }
             Err(RecvError::Closed) => return,

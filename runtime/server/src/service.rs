@@ -119,6 +119,28 @@ pub enum ServiceError {
     Load(#[from] LoadError),
 }
 
+/// Refuses `experiment` unless it excludes every one of `running` (specs as
+/// stored, of experiments running on its point).
+fn exclusive(experiment: &Experiment, running: &[String]) -> Result<(), String> {
+    for spec in running {
+        let Ok(other) = serde_json::from_str::<ExperimentSpec>(spec)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| Experiment::new(spec).map_err(|e| e.to_string()))
+        else {
+            // Unreadable: it cannot be serving either (sync skips it).
+            continue;
+        };
+        if !experiment.excludes(&other) {
+            return Err(format!(
+                "experiment {:?} already runs on point {:?}; stop it, or give both the same namespace with disjoint ranges",
+                other.id.as_str(),
+                experiment.point.as_str()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Tenant and policy writes.
 pub struct Service {
     store: Arc<dyn Store>,
@@ -229,18 +251,23 @@ impl Service {
         patch: SettingsPatch,
     ) -> Result<TenantSettings, ServiceError> {
         let _guard = self.writes.lock().await;
-        let settings = self.registry.tenant(tenant).settings.patched(patch);
+        // Checked as they would merge here; each field stands alone, so a
+        // concurrent patch of other fields on another replica cannot make
+        // them wrong.
+        let checked = self.registry.tenant(tenant).settings.patched(patch.clone());
         self.engines
             .limits()
-            .check(&settings.limits)
+            .check(&checked.limits)
             .map_err(ServiceError::Invalid)?;
-        if settings.stages.iter().any(String::is_empty) {
+        if checked.stages.iter().any(String::is_empty) {
             return Err(ServiceError::Invalid(
                 "stages must be non-empty names".into(),
             ));
         }
-        let json = serde_json::to_string(&settings).map_err(ServiceError::Encode)?;
-        self.store.update_tenant_settings(tenant, &json).await?;
+        let json = serde_json::to_string(&patch).map_err(ServiceError::Encode)?;
+        let stored = self.store.patch_tenant_settings(tenant, &json).await?;
+        let settings: TenantSettings = serde_json::from_str(&stored)
+            .map_err(|e| ServiceError::Corrupt(format!("stored tenant settings: {e}")))?;
         self.registry.set_tenant(tenant.clone(), settings.clone());
         Ok(settings)
     }
@@ -379,25 +406,15 @@ impl Service {
             "--max-experiments",
         )
         .map_err(ServiceError::Invalid)?;
-        for running in self
-            .registry
-            .experiments(tenant, &experiment.point)
-            .iter()
-            .flat_map(|r| r.iter())
-        {
-            if !experiment.excludes(&running.experiment) {
-                return Err(ServiceError::Conflict(format!(
-                    "experiment {:?} already runs on point {:?}; stop it, or give both the same namespace with disjoint ranges",
-                    running.experiment.id.as_str(),
-                    experiment.point.as_str()
-                )));
-            }
-        }
         let variants = self.variants(tenant, &experiment).await?;
         let json = serde_json::to_string(&experiment.spec).map_err(ServiceError::Encode)?;
+        // Exclusivity is checked by the store, against the experiments
+        // running on the point as stored, so two replicas cannot both start
+        // overlapping ones.
+        let admit = |running: &[String]| exclusive(&experiment, running);
         match self
             .store
-            .create_experiment(tenant, &experiment.id, &json)
+            .create_experiment(tenant, &experiment.id, &experiment.point, &json, &admit)
             .await
         {
             Err(StoreError::Conflict) => {
@@ -406,6 +423,7 @@ impl Service {
                     experiment.id.as_str()
                 )));
             }
+            Err(StoreError::Invalid(overlap)) => return Err(ServiceError::Conflict(overlap)),
             other => other?,
         }
         let running = RunningExperiment {

@@ -79,6 +79,16 @@ pub struct Settings {
     /// Most client connections open at once; more wait to be accepted.
     #[arg(long, env = "MOMENT_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Bytes of decisions waiting to be written to the store, at most; more
+    /// are not logged (and counted) until the store catches up.
+    #[arg(long, env = "MOMENT_DECISION_LOG_QUEUE_BYTES", default_value_t = 64 << 20)]
+    pub decision_log_queue_bytes: usize,
+    /// Days decisions and outcomes are kept in the logs.
+    #[arg(long, env = "MOMENT_LOG_RETENTION_DAYS", default_value_t = 90)]
+    pub log_retention_days: u64,
+    /// Seconds between two prunings of the logs.
+    #[arg(long, env = "MOMENT_LOG_PRUNE_EVERY_S", default_value_t = 3600)]
+    pub log_prune_every_s: u64,
     /// Policies (decision points) one tenant may have.
     #[arg(long, env = "MOMENT_MAX_POLICIES", default_value_t = Quotas::default().policies)]
     pub max_policies: usize,
@@ -185,6 +195,19 @@ impl Settings {
             if !(100..=600_000).contains(&ms) {
                 return Err(SettingsError::OutOfRange(name, 100, 600_000));
             }
+        }
+        if !(1 << 20..=16 << 30).contains(&self.decision_log_queue_bytes) {
+            return Err(SettingsError::OutOfRange(
+                "decision_log_queue_bytes",
+                1 << 20,
+                16 << 30,
+            ));
+        }
+        if !(1..=36_500).contains(&self.log_retention_days) {
+            return Err(SettingsError::OutOfRange("log_retention_days", 1, 36_500));
+        }
+        if !(1..=86_400).contains(&self.log_prune_every_s) {
+            return Err(SettingsError::OutOfRange("log_prune_every_s", 1, 86_400));
         }
         let quotas = self.quotas();
         for (name, n) in [

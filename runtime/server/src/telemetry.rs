@@ -31,6 +31,8 @@ pub const OUTCOMES: &str = "moment_outcomes_total";
 /// Request attributes a publishable key sent but may not set (the tenant's
 /// `caller_attributes`), ignored.
 pub const CALLER_ATTRIBUTES_IGNORED: &str = "moment_caller_attributes_ignored_total";
+/// Decision and outcome log records deleted past retention.
+pub const LOG_PRUNED: &str = "moment_log_pruned_total";
 /// HTTP responses, by `route`, `method` and `status`.
 pub const HTTP_REQUESTS: &str = "moment_http_requests_total";
 /// HTTP latency, by `route`.
@@ -63,6 +65,10 @@ pub fn describe() {
         CALLER_ATTRIBUTES_IGNORED,
         "Request attributes from publishable keys ignored: not in the tenant's caller_attributes"
     );
+    describe_counter!(
+        LOG_PRUNED,
+        "Decision and outcome log records deleted past retention"
+    );
     describe_gauge!(
         DECISION_LOG_QUEUED,
         "Decision-log records waiting for the writer"
@@ -88,6 +94,11 @@ pub fn caller_attributes_ignored(count: usize) {
     if count > 0 {
         counter!(CALLER_ATTRIBUTES_IGNORED).increment(count as u64);
     }
+}
+
+/// Counts log records deleted past retention.
+pub fn log_pruned(records: u64) {
+    counter!(LOG_PRUNED).increment(records);
 }
 
 /// Records one policy call.

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,7 +22,7 @@ use moment_server::app::Assembled;
 use moment_server::settings::Settings;
 use moment_store::sqlite::SqliteStore;
 use moment_store::{
-    Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, NewVersion, PolicyHistory,
+    Admit, Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, NewVersion, PolicyHistory,
     PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment, StoredVersion,
     VariantCounts,
 };
@@ -36,6 +36,8 @@ const ROOT: &str = "root-token-for-outage-tests";
 struct LogOutage {
     inner: SqliteStore,
     down: AtomicBool,
+    /// Decision records written.
+    logged: AtomicUsize,
 }
 
 #[async_trait]
@@ -44,7 +46,9 @@ impl Store for LogOutage {
         if self.down.load(Ordering::SeqCst) {
             return Err(StoreError::unavailable("PostgreSQL", "the test cut it"));
         }
-        self.inner.log_decisions(records).await
+        self.inner.log_decisions(records).await?;
+        self.logged.fetch_add(records.len(), Ordering::SeqCst);
+        Ok(())
     }
     async fn snapshot(&self, tenant: Option<&Name>) -> Result<Snapshot, StoreError> {
         self.inner.snapshot(tenant).await
@@ -72,8 +76,8 @@ impl Store for LogOutage {
     async fn missing(&self) -> Vec<String> {
         self.inner.missing().await
     }
-    async fn update_tenant_settings(&self, tenant: &Name, json: &str) -> Result<(), StoreError> {
-        self.inner.update_tenant_settings(tenant, json).await
+    async fn patch_tenant_settings(&self, tenant: &Name, json: &str) -> Result<String, StoreError> {
+        self.inner.patch_tenant_settings(tenant, json).await
     }
     async fn create_version(&self, version: NewVersion) -> Result<u32, StoreError> {
         self.inner.create_version(version).await
@@ -131,6 +135,11 @@ impl Store for LogOutage {
             .record_impressions(tenant, customer, seen, actions, at_ms)
             .await
     }
+
+    async fn prune_logs(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        self.inner.prune_logs(before_ms, limit).await
+    }
+
     async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError> {
         self.inner.decision(tenant, id).await
     }
@@ -138,9 +147,13 @@ impl Store for LogOutage {
         &self,
         tenant: &Name,
         id: &Name,
+        point: &Name,
         spec_json: &str,
+        admit: &Admit<'_>,
     ) -> Result<(), StoreError> {
-        self.inner.create_experiment(tenant, id, spec_json).await
+        self.inner
+            .create_experiment(tenant, id, point, spec_json, admit)
+            .await
     }
     async fn experiments(&self, tenant: &Name) -> Result<Vec<StoredExperiment>, StoreError> {
         self.inner.experiments(tenant).await
@@ -211,23 +224,76 @@ async fn call(
     )
 }
 
-#[tokio::test]
-async fn results_and_outcomes_wait_for_decisions_held_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = Args::try_parse_from(["moment", "--data", dir.path().to_str().unwrap()])
-        .unwrap()
-        .settings;
+/// A router over a [`LogOutage`] store in `dir`, started with `flags`.
+async fn outage(dir: &std::path::Path, flags: &[&str]) -> (Router, Arc<LogOutage>) {
+    let mut args = vec!["moment", "--data", dir.to_str().unwrap()];
+    args.extend(flags);
+    let mut settings = Args::try_parse_from(args).unwrap().settings;
     settings.postgres = None;
     settings.redis = None;
     settings.root_token = Some(ROOT.to_owned());
     let store = Arc::new(LogOutage {
-        inner: SqliteStore::open(dir.path()).unwrap(),
+        inner: SqliteStore::open(dir).unwrap(),
         down: AtomicBool::new(false),
+        logged: AtomicUsize::new(0),
     });
     let router = Assembled::on_store(&settings, store.clone(), None)
         .await
         .unwrap()
         .router;
+    (router, store)
+}
+
+#[tokio::test]
+async fn held_back_decisions_are_bounded_by_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, store) = outage(dir.path(), &["--decision-log-queue-bytes", "1048576"]).await;
+    let (_, created) = call(
+        &router,
+        "POST",
+        "/v1/tenants",
+        ROOT,
+        Some(json!({"id": "acme"})),
+    )
+    .await;
+    let key = |role: Role| created["keys"][role.as_str()].as_str().unwrap().to_owned();
+    let bundle = json!({"engine": "rhai", "activate": true, "fallback": ["a"],
+        "source": "fn decide(ctx) { [#{id: \"a\", score: 1.0}] }",
+        "catalog": [{"id": "a", "kind": "offer"}]});
+    let (status, _) = call(
+        &router,
+        "POST",
+        "/v1/policies/hero/versions",
+        &key(Role::Editor),
+        Some(bundle),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // 40 decisions of ~57 KB each while the log's store is down: about 18
+    // fit in the 1 MiB queue, the rest are not logged.
+    store.down.store(true, Ordering::SeqCst);
+    let context: Map<String, Value> = (0..14)
+        .map(|i| (format!("k{i}"), json!("x".repeat(4000))))
+        .collect();
+    for i in 0..40 {
+        let ask = json!({"point": "hero", "customer_id": format!("c-{i}"), "context": context});
+        let (status, _) = call(&router, "POST", "/v1/decide", &key(Role::Decide), Some(ask)).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    store.down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let logged = store.logged.load(Ordering::SeqCst);
+    assert!(
+        (10..=19).contains(&logged),
+        "{logged} of 40 held back and written"
+    );
+}
+
+#[tokio::test]
+async fn results_and_outcomes_wait_for_decisions_held_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, store) = outage(dir.path(), &[]).await;
 
     let (status, created) = call(
         &router,

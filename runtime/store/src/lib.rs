@@ -60,6 +60,10 @@ impl StoreError {
     }
 }
 
+/// Decides whether an experiment may start beside those running on its
+/// point (their specs as JSON); `Err` says why not.
+pub type Admit<'a> = dyn Fn(&[String]) -> Result<(), String> + Send + Sync + 'a;
+
 /// Something another replica changed in a shared store.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
@@ -440,12 +444,15 @@ pub trait Store: Send + Sync + 'static {
     /// What the store cannot reach now, one line per missing backend;
     /// empty when everything answers.
     async fn missing(&self) -> Vec<String>;
-    /// Replaces a tenant's settings.
-    async fn update_tenant_settings(
+    /// Replaces the top-level fields of a tenant's settings that
+    /// `patch_json` (an object) holds, keeping the others, in one atomic
+    /// step (two replicas patching different fields at once both stick);
+    /// returns the settings as stored.
+    async fn patch_tenant_settings(
         &self,
         tenant: &Name,
-        settings_json: &str,
-    ) -> Result<(), StoreError>;
+        patch_json: &str,
+    ) -> Result<String, StoreError>;
     /// Stores a new version (numbered one past the newest) and returns its number.
     async fn create_version(&self, version: NewVersion) -> Result<u32, StoreError>;
     /// Reads one version.
@@ -499,14 +506,24 @@ pub trait Store: Send + Sync + 'static {
     /// Appends decisions to the decision log, with the impressions of those
     /// that recorded them (skipping ones already stored).
     async fn log_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError>;
+    /// Deletes up to `limit` logged decisions and up to `limit` outcomes
+    /// (impressions included) from before `before_ms`, of every tenant;
+    /// returns how many. Contact history lives in profiles and stays.
+    async fn prune_logs(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError>;
     /// Finds a logged decision of `tenant`.
     async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError>;
-    /// Stores a new running experiment; [`StoreError::Conflict`] if the id is taken.
+    /// Stores a new running experiment on `point`; [`StoreError::Conflict`]
+    /// if the id is taken. First `admit` is shown the specs (JSON) of the
+    /// tenant's experiments running on `point`, read while no other
+    /// experiment can start there (in a cluster, under a lock held until this
+    /// one is stored); its refusal is returned as [`StoreError::Invalid`].
     async fn create_experiment(
         &self,
         tenant: &Name,
         id: &Name,
+        point: &Name,
         spec_json: &str,
+        admit: &Admit<'_>,
     ) -> Result<(), StoreError>;
     /// A tenant's experiments, oldest first.
     async fn experiments(&self, tenant: &Name) -> Result<Vec<StoredExperiment>, StoreError>;

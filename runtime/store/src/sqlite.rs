@@ -14,10 +14,10 @@ use rusqlite_migration::{M, Migrations};
 use serde_json::{Map, Value};
 
 use crate::{
-    DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion, PolicyHistory,
-    PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment, StoredVersion,
-    VariantCounts, stored_decision, stored_engine, stored_event, stored_experiment, stored_key,
-    stored_name, stored_role, stored_version_info, variant_counts,
+    Admit, DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion,
+    PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment,
+    StoredVersion, VariantCounts, stored_decision, stored_engine, stored_event, stored_experiment,
+    stored_key, stored_name, stored_role, stored_version_info, variant_counts,
 };
 use moment_core::model::Name;
 use moment_core::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
@@ -33,6 +33,7 @@ static MIGRATIONS: std::sync::LazyLock<Migrations<'static>> = std::sync::LazyLoc
             "../../schema/sqlite/0002_decisions_keyed_by_tenant.sql"
         ))
         .foreign_key_check(),
+        M::up(include_str!("../../schema/sqlite/0003_log_retention.sql")),
     ])
 });
 
@@ -382,19 +383,35 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn update_tenant_settings(
+    async fn patch_tenant_settings(
         &self,
         tenant: &Name,
-        settings_json: &str,
-    ) -> Result<(), StoreError> {
-        let (tenant, settings) = (tenant.clone(), settings_json.to_owned());
+        patch_json: &str,
+    ) -> Result<String, StoreError> {
+        let patch: serde_json::Map<String, serde_json::Value> = serde_json::from_str(patch_json)
+            .map_err(|e| StoreError::Invalid(format!("settings patch: {e}")))?;
+        let tenant = tenant.clone();
         self.with(move |conn| {
-            conn.execute(
+            let tx = conn.transaction().map_err(backend)?;
+            let stored: String = tx
+                .query_row(
+                    "SELECT settings FROM tenants WHERE id = ?1",
+                    params![tenant.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            let mut settings: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&stored).map_err(|e| StoreError::Backend(e.to_string()))?;
+            settings.extend(patch);
+            let merged =
+                serde_json::to_string(&settings).map_err(|e| StoreError::Backend(e.to_string()))?;
+            tx.execute(
                 "UPDATE tenants SET settings = ?2 WHERE id = ?1",
-                params![tenant.as_str(), settings],
+                params![tenant.as_str(), merged],
             )
             .map_err(backend)?;
-            Ok(())
+            tx.commit().map_err(backend)?;
+            Ok(merged)
         })
         .await
     }
@@ -603,6 +620,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn prune_logs(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError> {
+        self.with(move |conn| {
+            let mut pruned = 0;
+            for sql in [
+                "DELETE FROM decisions WHERE rowid IN
+                   (SELECT rowid FROM decisions WHERE at < ?1 LIMIT ?2)",
+                "DELETE FROM outcomes WHERE rowid IN
+                   (SELECT rowid FROM outcomes WHERE at < ?1 LIMIT ?2)",
+            ] {
+                pruned += conn
+                    .execute(sql, params![before_ms as i64, limit as i64])
+                    .map_err(backend)? as u64;
+            }
+            Ok(pruned)
+        })
+        .await
+    }
+
     async fn log_decisions(&self, records: &[DecisionRecord]) -> Result<(), StoreError> {
         let records = records.to_vec();
         self.with(move |conn| {
@@ -668,8 +703,28 @@ impl Store for SqliteStore {
         &self,
         tenant: &Name,
         id: &Name,
+        point: &Name,
         spec_json: &str,
+        admit: &Admit<'_>,
     ) -> Result<(), StoreError> {
+        // One process writes the embedded store, and its service writes
+        // experiments one at a time: reading, then inserting, is atomic enough.
+        let (t, p) = (tenant.clone(), point.clone());
+        let running = self
+            .with(move |conn| {
+                let mut stmt = conn
+                    .prepare(
+                        "SELECT spec FROM experiments
+                         WHERE tenant = ?1 AND running = 1 AND json_extract(spec, '$.point') = ?2",
+                    )
+                    .map_err(backend)?;
+                let rows = stmt
+                    .query_map(params![t.as_str(), p.as_str()], |r| r.get::<_, String>(0))
+                    .map_err(backend)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            })
+            .await?;
+        admit(&running).map_err(StoreError::Invalid)?;
         let (tenant, id, spec) = (tenant.clone(), id.clone(), spec_json.to_owned());
         self.with(move |conn| {
             conn.execute(

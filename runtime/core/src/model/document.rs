@@ -101,6 +101,24 @@ pub fn check_document(field: &'static str, map: &Map<String, Value>) -> Result<(
     Ok(())
 }
 
+/// The approximate size of `value` as compact JSON, in bytes (exact for
+/// strings, keys and punctuation; eight bytes per number), for budgets.
+pub fn json_bytes(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => items.iter().map(|v| json_bytes(v) + 1).sum::<usize>() + 2,
+        Value::Object(fields) => {
+            fields
+                .iter()
+                .map(|(k, v)| k.len() + 4 + json_bytes(v))
+                .sum::<usize>()
+                + 2
+        }
+    }
+}
+
 /// Walks `value` with `levels` of nesting left, adding its approximate
 /// JSON size to `bytes` (exact for strings, keys and punctuation; eight
 /// bytes per number).

@@ -53,6 +53,8 @@ pub struct AppState {
     pub engines: Arc<Engines>,
     /// The threads policies run on, shared fairly between tenants.
     pub pool: Arc<PolicyPool>,
+    /// The last readiness check, shared by probes.
+    pub readiness: Arc<ops::Readiness>,
     /// Tenant and policy writes.
     pub service: Arc<Service>,
     /// Customer profiles, cached.

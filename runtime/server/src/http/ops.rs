@@ -1,6 +1,7 @@
 //! Operator routes: health, readiness, metrics, the OpenAPI document.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::State;
@@ -17,10 +18,38 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: every backend the store needs answers. When one does not, the
-/// answer is 503 and names what is missing.
-pub async fn readyz(State(store): State<Arc<dyn Store>>) -> Result<&'static str, ApiError> {
-    let missing = store.missing().await;
+/// How long one readiness check of the store is answered from.
+const READY_FOR: Duration = Duration::from_secs(1);
+
+/// The last readiness check: probes (a load balancer's, every replica's)
+/// share one look at the store a second, however many arrive.
+#[derive(Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
+}
+
+impl Readiness {
+    /// What the store misses, looked at most once per [`READY_FOR`].
+    async fn missing(&self, store: &dyn Store) -> Vec<String> {
+        let mut last = self.last.lock().await;
+        if let Some((at, missing)) = &*last
+            && at.elapsed() < READY_FOR
+        {
+            return missing.clone();
+        }
+        let missing = store.missing().await;
+        *last = Some((Instant::now(), missing.clone()));
+        missing
+    }
+}
+
+/// Readiness: every backend the store needs answers (as of at most a second
+/// ago). When one does not, the answer is 503 and names what is missing.
+pub async fn readyz(
+    State(store): State<Arc<dyn Store>>,
+    State(readiness): State<Arc<Readiness>>,
+) -> Result<&'static str, ApiError> {
+    let missing = readiness.missing(&*store).await;
     if missing.is_empty() {
         return Ok("ready");
     }

@@ -108,6 +108,7 @@ pub async fn run(store: &dyn Store) {
     outcomes_count_once(store).await;
     decisions_are_kept_per_tenant(store).await;
     experiments_and_counts(store).await;
+    logs_are_pruned_by_age(store).await;
 }
 
 async fn tenants_and_keys(store: &dyn Store) {
@@ -149,12 +150,23 @@ async fn tenants_and_keys(store: &dyn Store) {
 async fn settings(store: &dyn Store) {
     let tenant = name("c-settings");
     store.create_tenant(&tenant, "{}", &[]).await.unwrap();
-    store
-        .update_tenant_settings(&tenant, r#"{"stages":["a"]}"#)
+    let patched = |json: &str| serde_json::from_str::<Value>(json).unwrap();
+    let merged = store
+        .patch_tenant_settings(&tenant, r#"{"stages":["a"]}"#)
         .await
         .unwrap();
+    assert_eq!(patched(&merged), json!({"stages": ["a"]}));
+    // Another field's patch keeps the first; a field given again is replaced.
+    let merged = store
+        .patch_tenant_settings(&tenant, r#"{"cors_origins":["x"],"stages":["b"]}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        patched(&merged),
+        json!({"stages": ["b"], "cors_origins": ["x"]})
+    );
     let snapshot = store.snapshot(Some(&tenant)).await.unwrap();
-    assert_eq!(snapshot.tenants[0].1, r#"{"stages":["a"]}"#);
+    assert_eq!(patched(&snapshot.tenants[0].1), patched(&merged));
     let all = store.snapshot(None).await.unwrap();
     assert!(all.tenants.iter().any(|(t, _)| *t == tenant));
 }
@@ -404,18 +416,37 @@ async fn experiments_and_counts(store: &dyn Store) {
     let tenant = name("c-experiments");
     store.create_tenant(&tenant, "{}", &[]).await.unwrap();
     let exp = name("exp");
+    let point = name("hero");
+    let spec = r#"{"id":"exp","point":"hero"}"#;
+    let seen = std::sync::Mutex::new(Vec::new());
+    let record = |running: &[String]| {
+        seen.lock().unwrap().push(running.to_vec());
+        Ok(())
+    };
     store
-        .create_experiment(&tenant, &exp, r#"{"id":"exp"}"#)
+        .create_experiment(&tenant, &exp, &point, spec, &record)
         .await
         .unwrap();
     assert!(matches!(
-        store.create_experiment(&tenant, &exp, "{}").await,
+        store
+            .create_experiment(&tenant, &exp, &point, "{}", &record)
+            .await,
         Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        seen.lock().unwrap()[1],
+        [spec],
+        "admit sees the running one"
+    );
+    let refuse = |_: &[String]| Err("overlaps".to_owned());
+    assert!(matches!(
+        store.create_experiment(&tenant, &name("other"), &point, spec, &refuse).await,
+        Err(StoreError::Invalid(reason)) if reason == "overlaps"
     ));
     let listed = store.experiments(&tenant).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(listed[0].running && listed[0].stopped_at_ms.is_none());
-    assert_eq!(listed[0].spec_json, r#"{"id":"exp"}"#);
+    assert_eq!(listed[0].spec_json, spec);
     let running = store.snapshot(Some(&tenant)).await.unwrap().experiments;
     assert_eq!(running.len(), 1);
 
@@ -476,4 +507,34 @@ async fn experiments_and_counts(store: &dyn Store) {
             .unwrap()
             .is_none()
     );
+}
+
+async fn logs_are_pruned_by_age(store: &dyn Store) {
+    let tenant = name("c-prune");
+    store.create_tenant(&tenant, "{}", &[]).await.unwrap();
+    let mut old = decision("c-prune", "d-old", "c-1", None);
+    old.at_ms = 10_000;
+    let mut new = decision("c-prune", "d-new", "c-1", None);
+    new.at_ms = 50_000;
+    store.log_decisions(&[old, new]).await.unwrap();
+    let mut accepted = outcome("d-old", "c-1", OutcomeType::Accept, "d-old/a/accept");
+    accepted.at_ms = 11_000;
+    store.record_outcomes(&tenant, &[accepted]).await.unwrap();
+    // In small batches, until nothing before the cut is left (the earlier
+    // checks' records, at 1 and 2 s, go too).
+    let mut pruned = 0;
+    loop {
+        let batch = store.prune_logs(20_000, 2).await.unwrap();
+        assert!(batch <= 4, "at most the limit from each log");
+        if batch == 0 {
+            break;
+        }
+        pruned += batch;
+    }
+    assert!(pruned >= 2, "the old decision and its outcome");
+    assert!(store.decision(&tenant, "d-old").await.unwrap().is_none());
+    assert!(store.decision(&tenant, "d-new").await.unwrap().is_some());
+    // Contact history lives in the profile and stays.
+    let profile = store.profile(&tenant, "c-1").await.unwrap().unwrap();
+    assert_eq!(profile.history["a"].counts[&OutcomeType::Accept], 1);
 }
