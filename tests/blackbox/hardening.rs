@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use crate::helpers::{BY_VALUE, Server, catalog, expect, rhai_upload};
 
 /// The most the server may hold at its peak while serving the memory probes:
-/// start-up, the probes' heap budgets (32 MiB each) and what one Rhai
-/// operation may add unseen (32 MiB). The probe that once killed the process
-/// reached 3 GiB in seconds.
+/// start-up, and the probes' heap budgets (32 MiB a call, and at most as
+/// much again within one operation) on every policy thread. The probe that
+/// once killed the process reached 3 GiB in seconds.
 const PEAK_RSS_BYTES: u64 = 512 << 20;
 
 fn corpus(file: &str) -> String {

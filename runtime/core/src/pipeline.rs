@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use moment_targeting::SavedGroups;
 use serde::{Deserialize, Serialize};
@@ -280,17 +281,43 @@ pub fn merged_attributes(
     attributes
 }
 
+/// What screening found.
+pub struct Screened {
+    /// Per catalog action, whether it is a candidate.
+    pub allowed: Vec<bool>,
+    /// When explaining, why each one that is not is not.
+    pub why: Option<Vec<Explained>>,
+    /// Screening used up the decision's deadline: the actions after that
+    /// point were left out (fallback actions excepted), and the policy must
+    /// not run.
+    pub out_of_time: bool,
+}
+
+/// How many actions are screened between two looks at the clock.
+const CLOCK_EVERY_ACTIONS: usize = 64;
+
 /// Eligibility and contact rules: which catalog actions are candidates, and
-/// (when explaining) why the others are not.
+/// (when explaining) why the others are not. Screening counts against the
+/// decision's deadline: once it has run that long, only the fallback actions
+/// are screened further, and the decision falls back.
 pub fn screen(
     bundle: &Bundle,
     subject: &Subject<'_>,
     attributes: &Value,
     explain: bool,
-) -> (Vec<bool>, Option<Vec<Explained>>) {
+) -> Screened {
+    let stop = Instant::now() + subject.limits.deadline;
+    let mut out_of_time = false;
     let mut allowed = vec![true; bundle.actions().len()];
     let mut why = explain.then(|| vec![Explained::NotScored; allowed.len()]);
     for (i, action) in bundle.actions().iter().enumerate() {
+        if !out_of_time && i % CLOCK_EVERY_ACTIONS == CLOCK_EVERY_ACTIONS - 1 {
+            out_of_time = Instant::now() >= stop;
+        }
+        if out_of_time && !bundle.fallback().contains(&i) {
+            allowed[i] = false;
+            continue;
+        }
         let excluded = if let Some(condition) = bundle
             .eligibility(i)
             .filter(|c| !c.eval(attributes, subject.groups))
@@ -324,7 +351,11 @@ pub fn screen(
             why[i] = excluded;
         }
     }
-    (allowed, why)
+    Screened {
+        allowed,
+        why,
+        out_of_time,
+    }
 }
 
 /// Checks a policy's output against the candidates and orders it: highest
@@ -427,6 +458,51 @@ mod tests {
                 score: *score,
             })
             .collect()
+    }
+
+    #[test]
+    fn screening_stops_at_the_deadline_but_for_the_fallback() {
+        // 640 actions, each scanning a 1,000-item array; the last is the
+        // fallback. With no time at all, only the fallback is screened.
+        let scan = json!({"scores": {"$elemMatch": {"$gt": 1000}}});
+        let mut actions: Vec<Action> = (0..640)
+            .map(|i| Action {
+                id: format!("a{i}"),
+                kind: ActionKind::Offer,
+                value: 0.0,
+                cost: None,
+                tags: vec![],
+                payload: Value::Null,
+                eligibility: Some(scan.clone()),
+                contact: None,
+            })
+            .collect();
+        actions[639].eligibility = None;
+        let b = Bundle::new(actions, &["a639".to_owned()]).unwrap();
+        let attributes = json!({"scores": (0..1000).collect::<Vec<_>>()});
+        let (tenant, groups) = (Name::parse("t").unwrap(), SavedGroups::default());
+        let screen_within = |deadline: std::time::Duration| {
+            let limits = Limits {
+                deadline,
+                ..Limits::default()
+            };
+            let subject = Subject {
+                tenant: &tenant,
+                groups: &groups,
+                profile: None,
+                history_unavailable: None,
+                now_ms: 0,
+                limits: &limits,
+            };
+            screen(&b, &subject, &attributes, false)
+        };
+        let rushed = screen_within(std::time::Duration::ZERO);
+        assert!(rushed.out_of_time);
+        assert_eq!(rushed.allowed.iter().filter(|a| **a).count(), 1);
+        assert!(rushed.allowed[639], "the fallback is still screened");
+        let calm = screen_within(std::time::Duration::from_secs(10));
+        assert!(!calm.out_of_time);
+        assert_eq!(calm.allowed.iter().filter(|a| **a).count(), 1);
     }
 
     #[test]

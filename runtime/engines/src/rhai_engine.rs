@@ -9,17 +9,22 @@
 //!
 //! **Memory**: between any two operations the call's live heap is read
 //! ([`crate::memory`]) and the call ends with [`PolicyError::Memory`] past
-//! [`Limits::rhai_max_memory_bytes`]. One operation (a `pad`, an array
-//! `+`) can still add what Rhai's size checks let through before the next
-//! look; those checks do not count map keys, so strings and maps are capped
-//! tighter than arrays, bounding one operation to
-//! [`MAX_MAP_ENTRIES`] × [`MAX_STRING_BYTES`] (32 MiB) of unseen keys.
+//! [`Limits::rhai_max_memory_bytes`]. Within one operation, Rhai's size
+//! checks (which count map entries, not their keys) bound what a script
+//! adds, but for `pad`, which clones an item thousands of times: a map with
+//! a long key, padded, is gigabytes counted as a few thousand entries. The
+//! engine's own `pad` ([`pad`]) measures what its copies would hold, keys
+//! included, and refuses them past the call's remaining heap. Every other
+//! operation at most doubles what the call already holds.
 
 use std::cell::Cell;
 use std::time::Instant;
 
 use rhai::module_resolvers::DummyModuleResolver;
-use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, Scope};
+use rhai::{
+    AST, Array, CallFnOptions, Dynamic, Engine, EvalAltResult, INT, ImmutableString,
+    NativeCallContext, Scope,
+};
 
 use moment_core::call::{Limits, PolicyError, PolicyInput, Scored};
 
@@ -27,12 +32,6 @@ use crate::{CompileError, memory};
 
 /// How many Rhai operations pass between two looks at the clock.
 const CLOCK_EVERY_OPS: u64 = 256;
-
-/// Longest string a script may build, in bytes (and so its longest map key).
-pub const MAX_STRING_BYTES: usize = 4 * 1024;
-
-/// Most map entries one value a script builds may hold, nested ones included.
-pub const MAX_MAP_ENTRIES: usize = 8 * 1024;
 
 /// The budget of the Rhai call running on a thread.
 #[derive(Clone, Copy)]
@@ -77,9 +76,9 @@ impl RhaiEngine {
             .set_max_operations(limits.rhai_max_operations)
             .set_max_call_levels(32)
             .set_max_expr_depths(64, 32)
-            .set_max_string_size(limits.rhai_max_data.min(MAX_STRING_BYTES))
+            .set_max_string_size(limits.rhai_max_data)
             .set_max_array_size(limits.rhai_max_data)
-            .set_max_map_size(limits.rhai_max_data.min(MAX_MAP_ENTRIES))
+            .set_max_map_size(limits.rhai_max_data)
             .set_max_variables(1024)
             .set_max_functions(256)
             .set_max_modules(0)
@@ -109,6 +108,7 @@ impl RhaiEngine {
                 Some(Dynamic::UNIT)
             });
         engine.register_fn("priority", priority);
+        engine.register_fn("pad", pad);
         Self { engine }
     }
 
@@ -168,6 +168,66 @@ impl RhaiEngine {
             .map_err(|e| classify(&e, stopped))
             .and_then(decode_output)
     }
+}
+
+/// `array.pad(len, item)`, in place of Rhai's own: grows `array` to `len`
+/// with copies of `item`, refused (as out of memory) when the copies, map
+/// keys included, would not fit the call's remaining heap, or the array
+/// would pass the engine's size cap. Nothing is copied then.
+fn pad(
+    ctx: NativeCallContext,
+    array: &mut Array,
+    len: INT,
+    item: Dynamic,
+) -> Result<(), Box<EvalAltResult>> {
+    let Ok(len) = usize::try_from(len) else {
+        return Ok(());
+    };
+    if len <= array.len() {
+        return Ok(());
+    }
+    let too_large = |what: &str| {
+        Box::new(EvalAltResult::ErrorDataTooLarge(
+            what.to_owned(),
+            ctx.call_position(),
+        ))
+    };
+    let cap = ctx.engine().max_array_size();
+    if cap > 0 && len > cap {
+        return Err(too_large("Size of array"));
+    }
+    if let Some(budget) = BUDGET.with(Cell::get) {
+        let free = budget.max_heap - (memory::live_bytes() - budget.heap_base);
+        let copies = (len - array.len()).saturating_mul(heap_bytes(&item));
+        if isize::try_from(copies).map_or(true, |c| c > free) {
+            return Err(too_large("Memory of padded array"));
+        }
+    }
+    array.resize(len, item);
+    Ok(())
+}
+
+/// About what a copy of `value` holds on the heap: its slot, string bytes,
+/// map keys and entries, nested values.
+fn heap_bytes(value: &Dynamic) -> usize {
+    let slot = std::mem::size_of::<Dynamic>();
+    if let Some(s) = value.read_lock::<ImmutableString>() {
+        return slot + s.len();
+    }
+    if let Some(items) = value.read_lock::<Array>() {
+        return slot + items.iter().map(heap_bytes).sum::<usize>();
+    }
+    if let Some(map) = value.read_lock::<rhai::Map>() {
+        return slot
+            + map
+                .iter()
+                .map(|(k, v)| k.len() + 2 * slot + heap_bytes(v))
+                .sum::<usize>();
+    }
+    if let Some(blob) = value.read_lock::<rhai::Blob>() {
+        return slot + blob.len();
+    }
+    slot
 }
 
 /// Words the engine switches off, and so the parser chokes on.
@@ -414,6 +474,41 @@ mod tests {
         };
         assert_eq!(run(keys, tight).err(), Some(PolicyError::Memory));
         assert_eq!(run(keys, Limits::default()), Ok(vec![]));
+    }
+
+    #[test]
+    fn pad_refuses_copies_past_the_heap_budget_before_making_them() {
+        // 60,000 copies of a map with a 4 KiB key are 240 MiB that Rhai's
+        // checks count as 60,000 entries; the engine's `pad` refuses them
+        // with the heap still nearly empty.
+        let padded = r#"fn decide(ctx) {
+            let key = "k";
+            while key.len() < 4096 { key += key; }
+            let m = #{};
+            m[key] = 1;
+            let all = [];
+            all.pad(60000, m);
+            []
+        }"#;
+        let peak = || {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+            line.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                << 10
+        };
+        let before = peak();
+        assert_eq!(
+            run(padded, Limits::default()).err(),
+            Some(PolicyError::Memory)
+        );
+        assert!(peak() - before < 128 << 20, "the copies were made");
+        let fits =
+            r#"fn decide(ctx) { let a = []; a.pad(1000, "x"); [#{id: "a", score: a.len()}] }"#;
+        assert_eq!(run(fits, Limits::default()).unwrap()[0].score, 1000.0);
     }
 
     #[test]

@@ -21,7 +21,8 @@ use moment_engines::rhai_engine::RhaiEngine;
 static ALLOCATOR: Accounting<std::alloc::System> = Accounting(std::alloc::System);
 
 /// The most this process may hold at its peak, whatever the scripts do:
-/// the heap budget (32 MiB), what one operation may add unseen (32 MiB),
+/// the heap budget (32 MiB), what one operation may add before the next look
+/// (at most as much again),
 /// Rhai's own copies of both, and the test harness.
 const PEAK_RSS_BYTES: u64 = 512 << 20;
 
@@ -145,7 +146,7 @@ fn every_grower_alone_stops_typed() {
 
 /// Many values, each inside Rhai's caps: maps of 8,000 entries with 4 KiB
 /// keys (32 MiB each, counted as 8,000 entries), one per call frame, 24
-/// frames deep. Only the heap budget sees them add up.
+/// frames deep. Only the heap budget sees what they hold.
 #[test]
 fn frames_of_capped_values_meet_the_heap_budget() {
     let engine = RhaiEngine::new(&limits());

@@ -29,13 +29,15 @@ pub struct Shares {
 }
 
 impl Shares {
-    /// The default for this machine: two threads per core, a tenant may use
-    /// as many as there are cores (all the CPU when alone, half the threads
-    /// when others want theirs), and 64 waiting calls per tenant.
+    /// The default for this machine: a thread per core and one more; a
+    /// tenant may use as many as there are cores (all the CPU when alone),
+    /// so another tenant always finds a thread; 64 waiting calls per tenant.
+    /// (Two threads per core cost a fifth of the peak WASM throughput in
+    /// context switches on a 2-core machine; PERFORMANCE.md.)
     pub fn for_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
-            threads: 2 * cores,
+            threads: cores + 1,
             per_tenant: cores,
             queue: 64,
         }

@@ -10,13 +10,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use moment_core::breaker::{Admit, Ran};
-use moment_core::call::{History, PolicyError, PolicyInput};
+use moment_core::call::{History, Limits, PolicyError, PolicyInput};
 use moment_core::clock::now_ms;
 use moment_core::model::Name;
+use moment_core::model::contact::WhenUnavailable;
 use moment_core::model::profile::Profile;
 use moment_core::pipeline::{
     DecideRequest, DecideResponse, DecidedAction, DecisionDocument, ExperimentRef, Explained,
-    PolicyRef, Subject, arbitrate, merged_attributes, rank, screen,
+    PolicyRef, Screened, Subject, arbitrate, merged_attributes, rank, screen,
 };
 use moment_engines::Engines;
 use moment_store::{DecisionRecord, StoreError};
@@ -143,7 +144,7 @@ impl DecidePath<'_> {
                 response,
                 mut record,
             } = ran.unwrap_or_else(|_| overloaded.run(Some(PolicyError::Overloaded)));
-            let now_ms = record.at_ms;
+            let decided_at = record.at_ms;
             if request.record_impressions
                 && history_unavailable.is_none()
                 && !response.actions.is_empty()
@@ -154,7 +155,7 @@ impl DecidePath<'_> {
                         &request.customer_id,
                         profile.as_deref(),
                         &record.actions,
-                        now_ms,
+                        decided_at,
                     )
                     .await;
                 match recorded {
@@ -230,9 +231,9 @@ struct Call {
     tenant_name: Name,
     tenant: Arc<Tenant>,
     profile: Option<Arc<Profile>>,
-    history_unavailable: Option<moment_core::model::contact::WhenUnavailable>,
+    history_unavailable: Option<WhenUnavailable>,
     now_ms: u64,
-    limits: moment_core::call::Limits,
+    limits: Limits,
     policy: Arc<LoadedPolicy>,
     experiments: Option<PointExperiments>,
     request: Arc<DecideRequest>,
@@ -313,7 +314,13 @@ fn decision(
     };
     let bundle = &policy.bundle;
     let history = History::new(profile, bundle.actions());
-    let (allowed, mut explain) = screen(bundle, subject, &attributes, request.explain);
+    let Screened {
+        allowed,
+        why: mut explain,
+        out_of_time,
+    } = screen(bundle, subject, &attributes, request.explain);
+    // Screening that took the whole deadline leaves the policy no time.
+    let skip = skip.or(out_of_time.then_some(PolicyError::Deadline));
 
     let empty = Map::new();
     let input = PolicyInput {

@@ -104,7 +104,7 @@ pub struct Settings {
     /// Active keys one tenant may have.
     #[arg(long, env = "MOMENT_MAX_KEYS", default_value_t = Quotas::default().keys)]
     pub max_keys: usize,
-    /// Threads policies run on [default: two per core].
+    /// Threads policies run on [default: one per core, and one more].
     #[arg(long, env = "MOMENT_POLICY_THREADS")]
     pub policy_threads: Option<usize>,
     /// Most policy calls of one tenant running at once [default: one per core].
