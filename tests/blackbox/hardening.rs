@@ -541,3 +541,34 @@ async fn decisions_and_outcomes_past_retention_are_pruned() {
         .unwrap();
     expect(res, StatusCode::ACCEPTED).await;
 }
+
+#[tokio::test]
+async fn connections_past_the_cap_wait_until_one_closes() {
+    let server = Server::start_with(&["--max-connections", "1"]);
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let read_some = |stream: &mut TcpStream| {
+        let mut buf = [0u8; 512];
+        stream
+            .read(&mut buf)
+            .map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    // The one connection allowed: answered, then kept alive.
+    let mut first = TcpStream::connect(server.socket_addr()).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    first.write_all(request).unwrap();
+    assert!(read_some(&mut first).unwrap().starts_with("HTTP/1.1 200"));
+    // A second one is accepted by the kernel but not served while the first is open.
+    let mut second = TcpStream::connect(server.socket_addr()).unwrap();
+    second.write_all(request).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    assert!(read_some(&mut second).is_err(), "served past the cap");
+    drop(first);
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(read_some(&mut second).unwrap().starts_with("HTTP/1.1 200"));
+}

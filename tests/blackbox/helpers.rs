@@ -156,6 +156,7 @@ impl Server {
     }
 
     /// The server process's peak resident memory so far (`VmHWM`), in bytes.
+    #[cfg_attr(cluster_tests, allow(dead_code))]
     pub fn peak_rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
@@ -168,6 +169,7 @@ impl Server {
     }
 
     /// The server's address, for raw sockets.
+    #[cfg_attr(cluster_tests, allow(dead_code))]
     pub fn socket_addr(&self) -> std::net::SocketAddr {
         self.base.trim_start_matches("http://").parse().unwrap()
     }
