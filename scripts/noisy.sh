@@ -13,14 +13,18 @@
 # saturates the machine itself with HTTP work, load generator included.) Its answers
 # are counted by fallback reason: `trap` cost 12 ms each; `circuit_open` is
 # its breaker serving the fallback without running it; `overloaded` is its
-# share of the policy threads used up. The last line is the well-behaved
-# tenant's p99 beside the hostile one over its p99 alone.
+# share of the policy threads used up; a 429 is its request rate at the edge
+# (MOMENT_TENANT_RATE_LIMIT, passed to the server). The runs alternate,
+# alone then beside, ROUNDS times; the last line is the median of the
+# well-behaved tenant's p99s beside the hostile one over the median alone,
+# so one noisy run does not decide it.
 #
-# Run: scripts/noisy.sh   (DURATION=20s RATE=400 NOISY_RATE=400 NOISY_CONNECTIONS=16 CANDIDATES=100)
+# Run: scripts/noisy.sh   (DURATION=20s ROUNDS=3 RATE=400 NOISY_RATE=400 NOISY_CONNECTIONS=16 CANDIDATES=100)
 # Needs: oha (cargo install oha); installs it if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-20s}
+ROUNDS=${ROUNDS:-3}
 RATE=${RATE:-400}
 NOISY_RATE=${NOISY_RATE:-400}
 NOISY_CONNECTIONS=${NOISY_CONNECTIONS:-16}
@@ -57,7 +61,7 @@ noisy() {
   [ "$NOISY_RATE" != 0 ] && rate=(--latency-correction -q "$NOISY_RATE")
   oha --no-tui --output-format json -z "$DURATION" -c "$NOISY_CONNECTIONS" "${rate[@]}" -m POST \
     -H 'Content-Type: application/json' -H "Authorization: Bearer $noisy_key" -D "$work/noisy.json" \
-    "http://$moment/v1/decide" > "$work/noisy.oha.json"
+    "http://$moment/v1/decide" > "$work/$1.oha.json"
 }
 report() {
   python3 - "$1" "$work/$1.oha.json" <<'PY'
@@ -70,18 +74,24 @@ PY
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; good tenant at $RATE/s, $CANDIDATES candidates; $DURATION per run"
+echo "server: tenant rate limit ${MOMENT_TENANT_RATE_LIMIT:-0}/s (0 = none)"
 printf '%-22s %10s %9s %9s %9s\n' run 'req/s' 'p50 ms' 'p99 ms' 'p99.9 ms'
-good alone
-report alone
-noisy &
-good with-noisy-neighbour
-wait
-report with-noisy-neighbour
-report noisy
-python3 - "$work/alone.oha.json" "$work/with-noisy-neighbour.oha.json" <<'PY'
-import json, sys
-alone, beside = (json.load(open(f))["latencyPercentiles"]["p99"] for f in sys.argv[1:3])
-print(f"well-behaved p99 beside the hostile tenant / alone: {beside / alone:.2f}")
+for round in $(seq "$ROUNDS"); do
+  good "alone-$round"
+  report "alone-$round"
+  noisy "noisy-$round" &
+  good "beside-$round"
+  wait
+  report "beside-$round"
+  report "noisy-$round"
+done
+python3 - "$work" "$ROUNDS" <<'PY'
+import json, statistics, sys
+work, rounds = sys.argv[1], int(sys.argv[2])
+p99 = lambda run: json.load(open(f"{work}/{run}.oha.json"))["latencyPercentiles"]["p99"]
+alone = statistics.median(p99(f"alone-{r}") for r in range(1, rounds + 1))
+beside = statistics.median(p99(f"beside-{r}") for r in range(1, rounds + 1))
+print(f"well-behaved p99, median of {rounds}: alone {alone * 1000:.3f} ms, beside the hostile tenant {beside * 1000:.3f} ms; ratio {beside / alone:.2f}")
 PY
 echo
 echo "noisy tenant's fallbacks by reason, and breaker openings:"

@@ -1,7 +1,8 @@
 //! What an attacker with ordinary keys tried, and what now happens: a Rhai
 //! policy that hides data from Rhai's size checks, a decide request carrying
 //! a huge array, a slow client, a NUL in an id, a publishable key asking for
-//! `explain` or claiming attributes the tenant keeps.
+//! `explain` or claiming attributes the tenant keeps, a tenant flooding the
+//! server.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -373,6 +374,52 @@ fn decide(ctx) {
         metrics.contains("moment_policy_fallbacks_total{engine=\"rhai\",reason=\"overloaded\"}"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_tenant_over_its_request_rate_gets_429_and_its_neighbour_does_not() {
+    let server = Server::start_with(&["--tenant-rate-limit", "5"]);
+    let (flood, calm) = (server.tenant("flood").await, server.tenant("calm").await);
+    server.upload_rhai(&flood.editor, "hero", BY_VALUE).await;
+    server.upload_rhai(&calm.editor, "hero", BY_VALUE).await;
+    let ask = json!({"point": "hero", "customer_id": "c-1"});
+    let mut answered = Vec::new();
+    for _ in 0..30 {
+        answered.push(
+            server
+                .post("/v1/decide", &flood.decide, &ask)
+                .send()
+                .await
+                .unwrap(),
+        );
+    }
+    let ok = answered
+        .iter()
+        .filter(|r| r.status() == StatusCode::OK)
+        .count();
+    // The upload took one of the burst of five; the rest and what refilled
+    // while the decides went out are allowed.
+    assert!(ok >= 4, "the burst of one second's worth is allowed: {ok}");
+    let refused = answered
+        .into_iter()
+        .find(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .expect("30 decides at once are over 5 a second");
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    let problem = expect(refused, StatusCode::TOO_MANY_REQUESTS).await;
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(detail.contains("--tenant-rate-limit"), "{detail}");
+
+    // The other tenant's rate is its own.
+    let answer = server.decide_ok(&calm.decide, &ask).await;
+    assert_eq!(answer["fallback"], false, "{answer}");
+    // And the flood's resumes once its rate allows.
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    server.decide_ok(&flood.decide, &ask).await;
 }
 
 #[tokio::test]

@@ -22,5 +22,6 @@ mod policies;
 mod restart;
 mod tenants;
 mod upgrade;
+mod versions;
 mod walls;
 mod wasm;

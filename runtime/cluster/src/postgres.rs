@@ -12,7 +12,7 @@ use sqlx::{Postgres as Pg, Transaction};
 use tokio::sync::broadcast;
 
 use moment_core::model::Name;
-use moment_core::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
+use moment_core::model::outcome::{MAX_VALUE, OutcomeEvent, OutcomeType, default_dedup_key};
 use moment_store::{
     Admit, Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion,
     PolicyHistory, PolicySummary, Snapshot, StoreError, StoredExperiment, StoredVersion,
@@ -753,14 +753,20 @@ impl Postgres {
         .fetch_all(&self.pool)
         .await
         .map_err(error)?;
+        // Values are clamped to the accepted range so that rows stored
+        // before it was enforced cannot overflow the sum (an error in
+        // float8); LEAST and GREATEST ignore NULLs, hence the filter.
         let conversions: Vec<(String, i64, f64)> = sqlx::query_as(
-            "SELECT d.variant, COUNT(DISTINCT o.customer), COALESCE(SUM(o.value), 0)::float8
+            "SELECT d.variant, COUNT(DISTINCT o.customer),
+                    COALESCE(SUM(LEAST(GREATEST(o.value, -$4), $4))
+                        FILTER (WHERE o.value IS NOT NULL), 0)::float8
              FROM outcomes o JOIN decisions d ON d.id = o.decision_id AND d.tenant = o.tenant
              WHERE o.tenant = $1 AND d.experiment = $2 AND o.type = $3 GROUP BY d.variant",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(goal)
+        .bind(MAX_VALUE)
         .fetch_all(&self.pool)
         .await
         .map_err(error)?;

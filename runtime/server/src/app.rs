@@ -13,6 +13,7 @@ use crate::decisions::DecisionLog;
 use crate::demo;
 use crate::fairness::PolicyPool;
 use crate::http::auth::RootToken;
+use crate::http::rate::TenantRate;
 use crate::http::{AppState, BodyLimits, router};
 use crate::profiles::Profiles;
 use crate::registry::Registry;
@@ -144,6 +145,7 @@ impl Assembled {
             registry,
             engines,
             pool: Arc::new(PolicyPool::start(settings.shares())),
+            rate: Arc::new(TenantRate::new(settings.tenant_rate_limit)),
             readiness: Arc::default(),
             service,
             root: RootToken(settings.root_token.as_deref().map(KeyHash::of)),

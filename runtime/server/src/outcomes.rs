@@ -19,9 +19,7 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 256;
 /// Longest decision or action id an outcome may name, in bytes.
 pub const MAX_ID_LEN: usize = 256;
-/// Largest magnitude of an outcome's value: sums of billions of them stay
-/// exact enough and never overflow.
-pub const MAX_VALUE: f64 = 1e12;
+pub use moment_core::model::outcome::MAX_VALUE;
 
 /// One outcome as a caller reports it.
 #[derive(Deserialize, utoipa::ToSchema)]

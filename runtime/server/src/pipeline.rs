@@ -72,17 +72,7 @@ impl DecidePath<'_> {
         request: Arc<DecideRequest>,
     ) -> Result<DecideResponse, Refused> {
         let (registry, engines, profiles) = (self.registry, self.engines, self.profiles);
-        let limit = request
-            .check()
-            .map_err(|e| Refused::Invalid(e.to_string()))?;
-        if let Some(stage) = &request.stage
-            && !tenant.settings.has_stage(stage)
-        {
-            return Err(Refused::Invalid(format!(
-                "stage {stage:?} is not one of this tenant's stages {:?}",
-                tenant.settings.stages
-            )));
-        }
+        let limit = checked(tenant, &request)?;
         let unknown = || Refused::NoPolicy(request.point.clone());
         let point = Name::parse(&request.point).map_err(|_| unknown())?;
         let policy = registry.live(tenant_name, &point).ok_or_else(unknown)?;
@@ -126,24 +116,12 @@ impl DecidePath<'_> {
                 experiments: experiments.clone(),
                 request: request.clone(),
                 limit,
+                purpose: Purpose::Decide,
             };
-            let queued = Instant::now();
-            let overloaded = call.clone();
-            let ran = self
-                .pool
-                .run(tenant_name, move || {
-                    // A call that waited its whole deadline for a thread is
-                    // late already: answer at once.
-                    match queued.elapsed() > call.limits.deadline {
-                        true => call.run(Some(PolicyError::Overloaded)),
-                        false => call.run(None),
-                    }
-                })
-                .await;
             let Decision {
                 response,
                 mut record,
-            } = ran.unwrap_or_else(|_| overloaded.run(Some(PolicyError::Overloaded)));
+            } = self.run(call).await;
             let decided_at = record.at_ms;
             if request.record_impressions
                 && history_unavailable.is_none()
@@ -179,6 +157,96 @@ impl DecidePath<'_> {
             return Ok(response);
         }
     }
+
+    /// Tries `policy` (any version, or an unsaved draft) for a customer as
+    /// [`decide`](Self::decide) would, with `explain`: the customer's
+    /// profile (unless `anonymous`), eligibility, contact rules, the policy
+    /// and arbitration. Nothing is written: no decision is logged, no
+    /// impression recorded, no experiment consulted, the version's breaker
+    /// neither consulted nor fed, and the call is counted as a try.
+    pub async fn try_policy(
+        &self,
+        tenant_name: &Name,
+        tenant: &Arc<Tenant>,
+        policy: Arc<LoadedPolicy>,
+        request: Arc<DecideRequest>,
+        anonymous: bool,
+    ) -> Result<DecideResponse, Refused> {
+        let limit = checked(tenant, &request)?;
+        let (profile, history_unavailable) = match anonymous {
+            true => (None, None),
+            false => match self.profiles.get(tenant_name, &request.customer_id).await {
+                Ok(profile) => (profile, None),
+                Err(StoreError::Unavailable { .. }) => {
+                    (None, Some(tenant.settings.contact_rules_when_unavailable))
+                }
+                Err(error) => return Err(Refused::Store(error)),
+            },
+        };
+        let call = Call {
+            engines: self.engines.clone(),
+            tenant_name: tenant_name.clone(),
+            tenant: tenant.clone(),
+            profile,
+            history_unavailable,
+            now_ms: now_ms(),
+            limits: self.engines.limits().for_tenant(&tenant.settings.limits),
+            policy,
+            experiments: None,
+            request,
+            limit,
+            purpose: Purpose::Try,
+        };
+        Ok(self.run(call).await.response)
+    }
+
+    /// Runs `call` on the tenant's share of the policy threads; a call that
+    /// finds its share full, or waited its whole deadline for a thread, is
+    /// answered with the fallback (`overloaded`).
+    async fn run(&self, call: Call) -> Decision {
+        let queued = Instant::now();
+        let overloaded = call.clone();
+        let tenant = call.tenant_name.clone();
+        let ran = self
+            .pool
+            .run(&tenant, move || {
+                // A call that waited its whole deadline for a thread is
+                // late already: answer at once.
+                match queued.elapsed() > call.limits.deadline {
+                    true => call.run(Some(PolicyError::Overloaded)),
+                    false => call.run(None),
+                }
+            })
+            .await;
+        ran.unwrap_or_else(|_| overloaded.run(Some(PolicyError::Overloaded)))
+    }
+}
+
+/// Checks what the request's own fields and the tenant's stages can say,
+/// returning how many actions to answer.
+fn checked(tenant: &Tenant, request: &DecideRequest) -> Result<usize, Refused> {
+    let limit = request
+        .check()
+        .map_err(|e| Refused::Invalid(e.to_string()))?;
+    if let Some(stage) = &request.stage
+        && !tenant.settings.has_stage(stage)
+    {
+        return Err(Refused::Invalid(format!(
+            "stage {stage:?} is not one of this tenant's stages {:?}",
+            tenant.settings.stages
+        )));
+    }
+    Ok(limit)
+}
+
+/// Why a policy runs: to answer a decision, or to try a version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// A decision: the breaker guards it and it counts as a decision.
+    Decide,
+    /// A try: the policy always runs (a paused version can be tried), its
+    /// failures do not feed the breaker, and it counts as a try.
+    Try,
 }
 
 /// Decisions made per request, at most, when other writes to the customer's
@@ -238,6 +306,7 @@ struct Call {
     experiments: Option<PointExperiments>,
     request: Arc<DecideRequest>,
     limit: usize,
+    purpose: Purpose,
 }
 
 impl Call {
@@ -260,6 +329,7 @@ impl Call {
             &self.request,
             self.limit,
             skip,
+            self.purpose,
         )
     }
 }
@@ -275,11 +345,21 @@ pub fn decide(
     request: &DecideRequest,
     limit: usize,
 ) -> Decision {
-    decision(engines, subject, live, experiments, request, limit, None)
+    decision(
+        engines,
+        subject,
+        live,
+        experiments,
+        request,
+        limit,
+        None,
+        Purpose::Decide,
+    )
 }
 
 /// [`decide`]; with `skip`, the policy is not run and the fallback is
 /// served for that reason.
+#[allow(clippy::too_many_arguments)]
 fn decision(
     engines: &Engines,
     subject: &Subject<'_>,
@@ -288,6 +368,7 @@ fn decision(
     request: &DecideRequest,
     limit: usize,
     skip: Option<PolicyError>,
+    purpose: Purpose,
 ) -> Decision {
     let profile = subject.profile.map(|p| &**p);
     let stage = request
@@ -337,9 +418,16 @@ fn decision(
         now_ms: subject.now_ms,
     };
     let engine = policy.program.engine();
-    let outcome = match (skip, policy.breaker.admit()) {
+    let admit = match purpose {
+        Purpose::Decide => policy.breaker.admit(),
+        Purpose::Try => Admit::Run,
+    };
+    let outcome = match (skip, admit) {
         (Some(skip), _) => Err(skip),
         (None, Admit::Open) => Err(PolicyError::CircuitOpen),
+        (None, Admit::Run) if purpose == Purpose::Try => engines
+            .run(&policy.program, &input, subject.limits)
+            .and_then(|scored| rank(bundle, &allowed, scored)),
         (None, Admit::Run) => {
             let started = Instant::now();
             let outcome = engines
@@ -361,9 +449,23 @@ fn decision(
         }
     };
 
+    match (purpose, &outcome) {
+        (Purpose::Try, outcome) => {
+            telemetry::tried(outcome.as_ref().err().map(PolicyError::reason))
+        }
+        (Purpose::Decide, Ok(_)) => telemetry::decision(false),
+        (Purpose::Decide, Err(err)) => {
+            telemetry::decision(true);
+            telemetry::fallback(engine, err.reason());
+            tracing::warn!(
+                tenant = %subject.tenant, policy = %policy.name, version = policy.version,
+                engine = engine.as_str(), reason = err.reason(), error = %err,
+                "policy failed; serving fallback"
+            );
+        }
+    }
     let (chosen, ranking, fallback) = match outcome {
         Ok(ranked) => {
-            telemetry::decision(false);
             let chosen = arbitrate(
                 bundle,
                 &ranked,
@@ -374,13 +476,6 @@ fn decision(
             (chosen, ranked, false)
         }
         Err(err) => {
-            telemetry::decision(true);
-            telemetry::fallback(engine, err.reason());
-            tracing::warn!(
-                tenant = %subject.tenant, policy = %policy.name, version = policy.version,
-                engine = engine.as_str(), reason = err.reason(), error = %err,
-                "policy failed; serving fallback"
-            );
             if let Some(explain) = explain.as_mut() {
                 for (i, why) in explain.iter_mut().enumerate() {
                     if allowed[i] {

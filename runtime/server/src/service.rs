@@ -18,7 +18,7 @@ use moment_core::breaker::Breaker;
 use moment_core::model::experiment::{Experiment, ExperimentSpec};
 use moment_core::model::policy::{Action, Bundle, EngineKind};
 use moment_core::model::{ApiKey, Name, Role};
-use moment_engines::{CompileError, Engines};
+use moment_engines::{CompileError, Engines, Program};
 use moment_store::{
     KeyRecord, LivePointer, NewVersion, Store, StoreError, StoredExperiment, StoredVersion,
 };
@@ -280,49 +280,8 @@ impl Service {
         new: NewPolicy,
         actor: &str,
     ) -> Result<u32, ServiceError> {
-        let NewPolicy {
-            engine,
-            code,
-            catalog,
-            fallback,
-            activate,
-        } = new;
-        self.engines
-            .check_size(&code)
-            .map_err(|e| ServiceError::TooLarge(e.to_string()))?;
-        if catalog.len() > self.quotas.catalog_actions {
-            return Err(ServiceError::Invalid(format!(
-                "the catalog has {} actions; at most {} are allowed (the operator's --max-catalog-actions)",
-                catalog.len(),
-                self.quotas.catalog_actions
-            )));
-        }
-        let bundle =
-            Bundle::new(catalog, &fallback).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        if engine == EngineKind::Wasm {
-            // The candidates alone must fit the input a WASM policy may
-            // receive, or every decision would fall back.
-            let cap = self.engines.limits().max_input_bytes;
-            // `[` + each candidate's JSON + a `,` or the closing `]`.
-            let size = 1 + bundle
-                .candidates()
-                .iter()
-                .map(|c| c.json().get().len() + 1)
-                .sum::<usize>();
-            if size > cap {
-                return Err(ServiceError::Invalid(format!(
-                    "the catalog's candidates take {size} bytes of JSON, over the {cap} bytes a \
-                     WASM policy may receive as input: every decision would fall back; \
-                     split the catalog, or shorten its ids and tags"
-                )));
-            }
-        }
-        let engines = self.engines.clone();
-        let (program, code) =
-            tokio::task::spawn_blocking(move || (engines.compile(engine, &code), code))
-                .await
-                .map_err(|e| ServiceError::Crashed(e.to_string()))?;
-        let program = program.map_err(|e| ServiceError::Invalid(compile_detail(engine, &e)))?;
+        let activate = new.activate;
+        let (engine, code, bundle, program) = self.prepare(new).await?;
         let bundle_json =
             serde_json::to_string(&bundle.to_stored()).map_err(ServiceError::Encode)?;
 
@@ -370,6 +329,71 @@ impl Service {
             self.registry.cache(tenant, loaded);
         }
         Ok(version)
+    }
+
+    /// Checks and compiles a version as an upload is checked (code size,
+    /// catalog quota and bounds, the WASM input cap), without storing it.
+    async fn prepare(
+        &self,
+        new: NewPolicy,
+    ) -> Result<(EngineKind, Vec<u8>, Bundle, Program), ServiceError> {
+        let NewPolicy {
+            engine,
+            code,
+            catalog,
+            fallback,
+            activate: _,
+        } = new;
+        self.engines
+            .check_size(&code)
+            .map_err(|e| ServiceError::TooLarge(e.to_string()))?;
+        if catalog.len() > self.quotas.catalog_actions {
+            return Err(ServiceError::Invalid(format!(
+                "the catalog has {} actions; at most {} are allowed (the operator's --max-catalog-actions)",
+                catalog.len(),
+                self.quotas.catalog_actions
+            )));
+        }
+        let bundle =
+            Bundle::new(catalog, &fallback).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        if engine == EngineKind::Wasm {
+            // The candidates alone must fit the input a WASM policy may
+            // receive, or every decision would fall back.
+            let cap = self.engines.limits().max_input_bytes;
+            // `[` + each candidate's JSON + a `,` or the closing `]`.
+            let size = 1 + bundle
+                .candidates()
+                .iter()
+                .map(|c| c.json().get().len() + 1)
+                .sum::<usize>();
+            if size > cap {
+                return Err(ServiceError::Invalid(format!(
+                    "the catalog's candidates take {size} bytes of JSON, over the {cap} bytes a \
+                     WASM policy may receive as input: every decision would fall back; \
+                     split the catalog, or shorten its ids and tags"
+                )));
+            }
+        }
+        let engines = self.engines.clone();
+        let (program, code) =
+            tokio::task::spawn_blocking(move || (engines.compile(engine, &code), code))
+                .await
+                .map_err(|e| ServiceError::Crashed(e.to_string()))?;
+        let program = program.map_err(|e| ServiceError::Invalid(compile_detail(engine, &e)))?;
+        Ok((engine, code, bundle, program))
+    }
+
+    /// An unsaved draft, checked and compiled like an upload, to try: it
+    /// is numbered version 0 and has a breaker of its own.
+    pub async fn draft(&self, name: &Name, new: NewPolicy) -> Result<LoadedPolicy, ServiceError> {
+        let (_, _, bundle, program) = self.prepare(new).await?;
+        Ok(LoadedPolicy {
+            name: name.clone(),
+            version: 0,
+            bundle: Arc::new(bundle),
+            program,
+            breaker: Breaker::default(),
+        })
     }
 
     /// Makes an existing version live (also how rollback is done).
@@ -583,7 +607,7 @@ impl Service {
     }
 
     /// A compiled version: from the cache, or loaded from the store and cached.
-    async fn version(
+    pub async fn version(
         &self,
         tenant: &Name,
         name: &Name,

@@ -114,6 +114,11 @@ pub struct Settings {
     /// answered with the fallback at once (reason `overloaded`).
     #[arg(long, env = "MOMENT_TENANT_QUEUE", default_value_t = 64)]
     pub tenant_queue: usize,
+    /// Requests per second one tenant may send to this server, with a burst
+    /// of one second's worth; more are answered 429 before any work.
+    /// 0 means unlimited. Set it where tenants share a server.
+    #[arg(long, env = "MOMENT_TENANT_RATE_LIMIT", default_value_t = 0)]
+    pub tenant_rate_limit: u32,
     /// How long in-flight requests have to finish after SIGTERM, in milliseconds.
     #[arg(long, env = "MOMENT_DRAIN_TIMEOUT_MS", default_value_t = 10_000)]
     pub drain_timeout_ms: u64,

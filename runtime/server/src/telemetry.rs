@@ -33,6 +33,9 @@ pub const OUTCOMES: &str = "moment_outcomes_total";
 pub const CALLER_ATTRIBUTES_IGNORED: &str = "moment_caller_attributes_ignored_total";
 /// Decision and outcome log records deleted past retention.
 pub const LOG_PRUNED: &str = "moment_log_pruned_total";
+/// Tries of a version or draft (`POST /v1/policies/{name}/try`), by
+/// outcome and fallback reason; never counted as decisions.
+pub const TRIES: &str = "moment_policy_tries_total";
 /// HTTP responses, by `route`, `method` and `status`.
 pub const HTTP_REQUESTS: &str = "moment_http_requests_total";
 /// HTTP latency, by `route`.
@@ -45,6 +48,10 @@ pub fn describe() {
         "Decisions answered, by outcome (policy or fallback)"
     );
     describe_counter!(FALLBACKS, "Fallback answers, by engine and failure reason");
+    describe_counter!(
+        TRIES,
+        "Tries of a policy version or draft, by outcome and fallback reason; not decisions"
+    );
     describe_counter!(
         BREAKER_OPENED,
         "Policy versions paused after repeated failures, by engine"
@@ -110,6 +117,17 @@ pub fn policy_call(engine: EngineKind, took: Duration) {
 pub fn decision(fallback: bool) {
     let outcome = if fallback { "fallback" } else { "policy" };
     counter!(DECISIONS, "outcome" => outcome).increment(1);
+}
+
+/// Records one try of a version or draft: `reason` is the failure's when it
+/// fell back.
+pub fn tried(reason: Option<&'static str>) {
+    let outcome = if reason.is_some() {
+        "fallback"
+    } else {
+        "policy"
+    };
+    counter!(TRIES, "outcome" => outcome, "reason" => reason.unwrap_or("")).increment(1);
 }
 
 /// Records one fallback and why.

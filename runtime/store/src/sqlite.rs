@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use rusqlite_migration::{M, Migrations};
 
 use serde_json::{Map, Value};
@@ -20,7 +20,7 @@ use crate::{
     stored_key, stored_name, stored_role, stored_version_info, variant_counts,
 };
 use moment_core::model::Name;
-use moment_core::model::outcome::{OutcomeEvent, OutcomeType, default_dedup_key};
+use moment_core::model::outcome::{MAX_VALUE, OutcomeEvent, OutcomeType, default_dedup_key};
 use moment_core::model::profile::Profile;
 
 /// The embedded store's schema, one migration per file in
@@ -38,8 +38,15 @@ static MIGRATIONS: std::sync::LazyLock<Migrations<'static>> = std::sync::LazyLoc
 });
 
 /// SQLite-backed [`Store`].
+///
+/// Writes (and reads inside them) go through one connection. The decide
+/// path's reads — a profile on a cache miss, a decision an outcome names —
+/// have a read-only connection of their own: in WAL mode it reads the last
+/// committed state while a write is in progress, so a long write (a batch of
+/// the decision log, a pruning pass) never holds a decision up.
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
 }
 
 impl SqliteStore {
@@ -48,7 +55,8 @@ impl SqliteStore {
         std::fs::create_dir_all(dir).map_err(|e| {
             StoreError::Backend(format!("cannot create data dir {}: {e}", dir.display()))
         })?;
-        let mut conn = Connection::open(dir.join("moment.sqlite3")).map_err(backend)?;
+        let path = dir.join("moment.sqlite3");
+        let mut conn = Connection::open(&path).map_err(backend)?;
         // WAL with synchronous=NORMAL: a committed transaction is in the WAL file
         // before commit returns, so it survives the process being killed.
         conn.execute_batch(
@@ -64,17 +72,43 @@ impl SqliteStore {
             .map_err(|e| StoreError::Backend(format!("cannot migrate the embedded store: {e}")))?;
         conn.execute_batch("PRAGMA foreign_keys = ON;")
             .map_err(backend)?;
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(backend)?;
+        reader
+            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(backend)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
         })
     }
 
+    /// Runs `f` on the writing connection, on tokio's blocking pool.
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        Self::on(self.conn.clone(), f).await
+    }
+
+    /// Runs `f` on the read-only connection, which never waits for a write.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Self::on(self.reader.clone(), f).await
+    }
+
+    async fn on<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
@@ -523,7 +557,7 @@ impl Store for SqliteStore {
 
     async fn profile(&self, tenant: &Name, customer: &str) -> Result<Option<Profile>, StoreError> {
         let (tenant, customer) = (tenant.clone(), customer.to_owned());
-        self.with(move |conn| read_profile(conn, &tenant, &customer))
+        self.read(move |conn| read_profile(conn, &tenant, &customer))
             .await
     }
 
@@ -684,7 +718,7 @@ impl Store for SqliteStore {
 
     async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError> {
         let (tenant, id) = (tenant.clone(), id.to_owned());
-        self.with(move |conn| {
+        self.read(move |conn| {
             let row: Option<(String, String)> = conn
                 .query_row(
                     "SELECT customer, actions FROM decisions WHERE tenant = ?1 AND id = ?2",
@@ -793,13 +827,16 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             let mut stmt = conn
                 .prepare(
-                    "SELECT d.variant, COUNT(DISTINCT o.customer), COALESCE(SUM(o.value), 0)
+                    // Clamped to the accepted range so that rows stored
+                    // before it was enforced cannot sum to infinity.
+                    "SELECT d.variant, COUNT(DISTINCT o.customer),
+                            COALESCE(SUM(MIN(MAX(o.value, -?4), ?4)), 0)
                      FROM outcomes o JOIN decisions d ON d.id = o.decision_id AND d.tenant = o.tenant
                      WHERE o.tenant = ?1 AND d.experiment = ?2 AND o.type = ?3 GROUP BY d.variant",
                 )
                 .map_err(backend)?;
             let conversions = stmt
-                .query_map(params![tenant.as_str(), id.as_str(), goal], |r| {
+                .query_map(params![tenant.as_str(), id.as_str(), goal, MAX_VALUE], |r| {
                     Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, f64>(2)?))
                 })
                 .map_err(backend)?
@@ -882,6 +919,37 @@ mod tests {
 
     fn n(s: &str) -> Name {
         Name::parse(s).unwrap()
+    }
+
+    /// A profile read answers the last committed profile while a write
+    /// transaction is open: it never waits behind the writing connection.
+    #[tokio::test]
+    async fn profile_reads_do_not_wait_for_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.create_tenant(&n("acme"), "{}", &[]).await.unwrap();
+        let attributes = serde_json::json!({"tier": "gold"});
+        let attributes = attributes.as_object().unwrap().clone();
+        store
+            .patch_profile(&n("acme"), "c-1", attributes, None)
+            .await
+            .unwrap();
+
+        let writer = store.conn.clone();
+        let mut writing = writer.lock().unwrap();
+        let tx = writing.transaction().unwrap();
+        tx.execute("UPDATE profiles SET doc = '{}' WHERE customer = 'c-1'", [])
+            .unwrap();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            store.profile(&n("acme"), "c-1"),
+        )
+        .await
+        .expect("the read waited for the writer");
+        let profile = read.unwrap().unwrap();
+        assert_eq!(profile.attributes["tier"], "gold", "the committed profile");
+        drop(tx);
+        drop(writing);
     }
 
     #[tokio::test]

@@ -46,6 +46,11 @@ pub fn default_dedup_key(decision_id: &str, action_id: &str, kind: OutcomeType) 
     format!("{decision_id}/{action_id}/{kind}")
 }
 
+/// Largest magnitude of an outcome's value: sums of billions of them stay
+/// exact enough and never overflow. The stores clamp values to it when they
+/// sum, so rows stored before it was enforced cannot overflow a result.
+pub const MAX_VALUE: f64 = 1e12;
+
 /// One outcome, checked against its decision, ready to store.
 #[derive(Clone, Debug)]
 pub struct OutcomeEvent {

@@ -14,6 +14,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
 use super::error::ApiError;
+use super::rate::TenantRate;
 use crate::registry::Registry;
 use moment_core::model::{KeyHash, Name, Role};
 
@@ -106,6 +107,7 @@ impl<R: NeedsRole> Deref for Authorized<R> {
 impl<S, R> FromRequestParts<S> for Authorized<R>
 where
     Arc<Registry>: FromRef<S>,
+    Arc<TenantRate>: FromRef<S>,
     S: Send + Sync,
     R: NeedsRole,
 {
@@ -140,9 +142,11 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(missing)
 }
 
+/// The key's caller, once its tenant's request rate allows one more.
 impl<S> FromRequestParts<S> for Caller
 where
     Arc<Registry>: FromRef<S>,
+    Arc<TenantRate>: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -153,6 +157,7 @@ where
         let key = registry
             .key(&KeyHash::of(token))
             .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+        Arc::<TenantRate>::from_ref(state).check(&key.tenant)?;
         Ok(Caller {
             key_id: key.id.clone(),
             tenant: key.tenant.clone(),

@@ -1,7 +1,7 @@
 //! `POST /v1/decide`: the hot path. The handler checks the key, the origin
 //! and the body, and holds a publishable key to what a web page needs (no
 //! `explain`; only the tenant's `caller_attributes`); deciding is
-//! [`DecidePath::decide`].
+//! [`DecidePath::decide`](crate::pipeline::DecidePath::decide).
 
 use std::sync::Arc;
 
@@ -15,7 +15,6 @@ use super::AppState;
 use super::auth::{Decider, check_origin};
 use super::error::ApiError;
 use super::json::ApiJson;
-use crate::pipeline::DecidePath;
 use crate::telemetry;
 
 /// Ranks the actions of a decision point for one customer.
@@ -43,13 +42,7 @@ pub async fn decide(
             .retain(|name, _| tenant.settings.caller_may_set(name));
         telemetry::caller_attributes_ignored(before - request.attributes.len());
     }
-    let path = DecidePath {
-        registry: &app.registry,
-        engines: &app.engines,
-        pool: &app.pool,
-        profiles: &app.profiles,
-        decisions: &app.decisions,
-    };
+    let path = app.decide_path();
     Ok(Json(
         path.decide(&caller.tenant, &tenant, Arc::new(request))
             .await?,

@@ -18,6 +18,7 @@ use moment_store::StoreError;
 pub struct ApiError {
     status: StatusCode,
     detail: String,
+    retry_after_s: Option<u64>,
 }
 
 /// The problem+json body.
@@ -40,6 +41,15 @@ impl ApiError {
         Self {
             status,
             detail: detail.into(),
+            retry_after_s: None,
+        }
+    }
+
+    /// The same error, telling the caller to retry after `seconds`.
+    pub fn retry_after(self, seconds: u64) -> Self {
+        Self {
+            retry_after_s: Some(seconds),
+            ..self
         }
     }
 
@@ -175,6 +185,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(seconds) = self.retry_after_s {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

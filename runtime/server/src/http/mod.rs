@@ -16,7 +16,9 @@ pub mod openapi;
 pub mod ops;
 pub mod outcomes;
 pub mod policies;
+pub mod rate;
 pub mod tenants;
+pub mod tries;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +35,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use self::auth::RootToken;
 use self::error::ApiError;
 use crate::decisions::DecisionLog;
+use crate::pipeline::DecidePath;
 use crate::profiles::Profiles;
 use crate::registry::Registry;
 use crate::service::Service;
@@ -53,6 +56,8 @@ pub struct AppState {
     pub engines: Arc<Engines>,
     /// The threads policies run on, shared fairly between tenants.
     pub pool: Arc<PolicyPool>,
+    /// Each tenant's request rate.
+    pub rate: Arc<rate::TenantRate>,
     /// The last readiness check, shared by probes.
     pub readiness: Arc<ops::Readiness>,
     /// Tenant and policy writes.
@@ -65,6 +70,19 @@ pub struct AppState {
     pub root: RootToken,
     /// Renders `/metrics`, when the binary installed a recorder.
     pub metrics: Option<PrometheusHandle>,
+}
+
+impl AppState {
+    /// What deciding (and trying) needs, borrowed from the state.
+    pub fn decide_path(&self) -> DecidePath<'_> {
+        DecidePath {
+            registry: &self.registry,
+            engines: &self.engines,
+            pool: &self.pool,
+            profiles: &self.profiles,
+            decisions: &self.decisions,
+        }
+    }
 }
 
 /// Body size limits per route.
@@ -102,7 +120,12 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
         .route("/v1/tenant", axum::routing::patch(tenants::update))
         .route("/v1/policies", get(policies::list))
         .route("/v1/policies/{name}", get(policies::show))
+        .route(
+            "/v1/policies/{name}/versions/{version}",
+            get(policies::version),
+        )
         .route("/v1/policies/{name}/activate", post(policies::activate))
+        .route("/v1/policies/{name}/try", post(tries::try_policy))
         .route(
             "/v1/customers/{id}",
             get(customers::show).patch(customers::patch),

@@ -12,7 +12,8 @@ use utoipa::{Modify, OpenApi};
     paths(
         super::tenants::create, super::tenants::update,
         super::keys::list, super::keys::issue, super::keys::revoke,
-        super::policies::upload, super::policies::list, super::policies::show, super::policies::activate,
+        super::policies::upload, super::policies::list, super::policies::show, super::policies::version,
+        super::policies::activate, super::tries::try_policy,
         super::decide::decide, super::outcomes::record,
         super::customers::patch, super::customers::show,
         super::experiments::create, super::experiments::list, super::experiments::show,
@@ -37,9 +38,9 @@ impl Modify for BearerAuth {
 /// Documents every error status each route can answer, as
 /// `application/problem+json` bodies: the ones a route names in its own
 /// annotation, plus those every route of its kind can answer — 401, 500 and
-/// 503 on every route; 403 where a tenant key is checked (role, or the
-/// page's origin); 400, 413, 415 and 422 where there is a JSON body; 404
-/// where the path names a resource.
+/// 503 on every route; 403 and 429 where a tenant key is checked (role, the
+/// page's origin, the tenant's request rate); 400, 413, 415 and 422 where
+/// there is a JSON body; 404 where the path names a resource.
 struct Problems;
 
 impl Modify for Problems {
@@ -75,7 +76,7 @@ fn document_problems(operation: &mut Operation) {
         .collect();
     statuses.extend([401, 500, 503]);
     if tenant_key {
-        statuses.push(403);
+        statuses.extend([403, 429]);
     }
     if has_body {
         statuses.extend([400, 413, 415, 422]);
@@ -102,6 +103,9 @@ fn problem(status: u16) -> Response {
         413 => "The body, or the policy code in it, is over its size limit.",
         415 => "The body is not declared as application/json.",
         422 => "The body is well-formed but invalid; the detail says what to fix.",
+        429 => {
+            "The tenant is over its request rate on this server; retry after Retry-After seconds."
+        }
         500 => "The server failed; the error is logged.",
         503 => "A backend cannot be reached now; nothing changed, retry shortly.",
         _ => "The detail says what went wrong.",

@@ -1,18 +1,24 @@
-//! Policy versions: upload, list, inspect, activate.
+//! Policy versions: upload, list, inspect, read one in full, activate.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::auth::Editor;
 use super::error::ApiError;
 use super::json::ApiJson;
+use crate::registry::Registry;
 use crate::service::{PolicyUpload, Service};
+use moment_core::call::Limits;
 use moment_core::model::Name;
-use moment_core::model::policy::EngineKind;
+use moment_core::model::policy::{Action, EngineKind, StoredBundle};
+use moment_engines::Engines;
 use moment_store::Store;
 
 /// Answer to an upload or activation.
@@ -84,6 +90,84 @@ pub struct EventRow {
     pub at_ms: i64,
     /// Key id of the actor.
     pub by: String,
+}
+
+/// Answer to `GET /v1/policies/{name}/versions/{version}`: everything the
+/// version holds, and the limits it runs under.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct VersionDetail {
+    /// Policy name.
+    pub name: String,
+    /// Version number.
+    pub version: u32,
+    /// Engine.
+    pub engine: EngineKind,
+    /// The Rhai source (engine `rhai`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The WebAssembly module (engine `wasm`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasm: Option<WasmModule>,
+    /// The actions this version ranks, as uploaded.
+    pub catalog: Vec<Action>,
+    /// Actions served when the policy fails.
+    pub fallback: Vec<String>,
+    /// The limits its calls run under today: the operator's, tightened by
+    /// the tenant's own.
+    pub limits: RunLimits,
+    /// Upload time, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Key id of the uploader.
+    pub created_by: String,
+    /// Whether it is live.
+    pub active: bool,
+}
+
+/// A version's WebAssembly module.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WasmModule {
+    /// Size in bytes.
+    pub size_bytes: usize,
+    /// SHA-256 of the module, hex.
+    pub sha256: String,
+    /// The module itself, base64, with `?include=wasm`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base64: Option<String>,
+}
+
+/// The limits one policy call runs under.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunLimits {
+    /// Wall-clock budget of one call, in ms.
+    pub deadline_ms: u64,
+    /// Rhai operations one call may perform.
+    pub rhai_max_operations: u64,
+    /// Heap one Rhai call may hold, in bytes.
+    pub rhai_max_memory_bytes: usize,
+    /// WASM fuel one call may burn.
+    pub wasm_fuel: u64,
+    /// Largest WASM linear memory, in bytes.
+    pub wasm_memory_bytes: usize,
+}
+
+impl From<&Limits> for RunLimits {
+    fn from(limits: &Limits) -> Self {
+        Self {
+            deadline_ms: limits.deadline.as_millis() as u64,
+            rhai_max_operations: limits.rhai_max_operations,
+            rhai_max_memory_bytes: limits.rhai_max_memory_bytes,
+            wasm_fuel: limits.wasm_fuel,
+            wasm_memory_bytes: limits.wasm_memory_bytes,
+        }
+    }
+}
+
+/// Query of `GET /v1/policies/{name}/versions/{version}`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    /// `wasm` to include a WASM version's module, base64.
+    pub include: Option<String>,
 }
 
 fn policy_name(raw: &str) -> Result<Name, ApiError> {
@@ -178,6 +262,86 @@ pub async fn show(
                 by: e.by,
             })
             .collect(),
+    }))
+}
+
+/// One version in full: its code (or the WASM module's size and hash),
+/// catalog, fallback, the limits it runs under, who uploaded it and when.
+#[utoipa::path(get, path = "/v1/policies/{name}/versions/{version}", tag = "policies",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "policy name"),
+           ("version" = u32, Path, description = "version number"), VersionQuery),
+    responses((status = 200, body = VersionDetail), (status = 404, body = super::error::Problem),
+              (status = 422, body = super::error::Problem)))]
+pub async fn version(
+    caller: Editor,
+    State(store): State<Arc<dyn Store>>,
+    State(registry): State<Arc<Registry>>,
+    State(engines): State<Arc<Engines>>,
+    Path((name, number)): Path<(String, String)>,
+    Query(query): Query<VersionQuery>,
+) -> Result<Json<VersionDetail>, ApiError> {
+    let include_wasm = match query.include.as_deref() {
+        None => false,
+        Some("wasm") => true,
+        Some(other) => {
+            return Err(ApiError::unprocessable(format!(
+                "include={other:?} is not known; the one value is `wasm`"
+            )));
+        }
+    };
+    let name = existing(&name)?;
+    let missing = || {
+        ApiError::not_found(format!(
+            "policy {:?} has no version {number:?}",
+            name.as_str()
+        ))
+    };
+    let number: u32 = number.parse().map_err(|_| missing())?;
+    let stored = store
+        .version(&caller.tenant, &name, number)
+        .await?
+        .ok_or_else(missing)?;
+    let history = store
+        .history(&caller.tenant, &name)
+        .await?
+        .ok_or_else(missing)?;
+    let info = history
+        .versions
+        .iter()
+        .find(|v| v.version == number)
+        .ok_or_else(missing)?;
+    let bundle: StoredBundle =
+        serde_json::from_str(&stored.bundle_json).map_err(ApiError::internal)?;
+    let (source, wasm) = match stored.engine {
+        EngineKind::Rhai => (
+            Some(String::from_utf8_lossy(&stored.code).into_owned()),
+            None,
+        ),
+        EngineKind::Wasm => (
+            None,
+            Some(WasmModule {
+                size_bytes: stored.code.len(),
+                sha256: hex::encode(Sha256::digest(&stored.code)),
+                base64: include_wasm.then(|| BASE64.encode(&stored.code)),
+            }),
+        ),
+    };
+    let limits = engines
+        .limits()
+        .for_tenant(&registry.tenant(&caller.tenant).settings.limits);
+    Ok(Json(VersionDetail {
+        name: name.to_string(),
+        version: number,
+        engine: stored.engine,
+        source,
+        wasm,
+        catalog: bundle.catalog,
+        fallback: bundle.fallback,
+        limits: RunLimits::from(&limits),
+        created_at_ms: info.created_at_ms,
+        created_by: info.created_by.clone(),
+        active: history.live == Some(number),
     }))
 }
 

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use moment_core::model::outcome::{OutcomeEvent, OutcomeType};
+use moment_core::model::outcome::{MAX_VALUE, OutcomeEvent, OutcomeType};
 use moment_core::model::policy::{Action, ActionKind, Bundle, EngineKind};
 use moment_core::model::{KeyHash, Name, Role};
 use moment_core::pipeline::DecisionDocument;
@@ -487,6 +487,41 @@ async fn experiments_and_counts(store: &dyn Store) {
         counts,
         [("control", 2, 1, 2.5), ("treatment", 1, 1, 2.5)],
         "unique exposed customers, and exposed customers with a goal outcome"
+    );
+
+    // Values stored before the edge bounded them sum without overflowing,
+    // each clamped to the bound; an outcome without a value adds nothing.
+    store
+        .log_decisions(&[
+            decision("c-experiments", "e-6", "c-5", Some("treatment")),
+            decision("c-experiments", "e-7", "c-6", Some("control")),
+        ])
+        .await
+        .unwrap();
+    let huge = |dedup: &str| OutcomeEvent {
+        value: Some(f64::MAX),
+        ..outcome("e-6", "c-5", OutcomeType::Convert, dedup)
+    };
+    let valueless = OutcomeEvent {
+        value: None,
+        ..outcome("e-7", "c-6", OutcomeType::Convert, "e-7/a/convert")
+    };
+    store
+        .record_outcomes(&tenant, &[huge("old-1"), huge("old-2"), valueless])
+        .await
+        .unwrap();
+    let mut counts = store
+        .experiment_counts(&tenant, &exp, "convert")
+        .await
+        .unwrap();
+    counts.sort_by(|a, b| a.0.cmp(&b.0));
+    let values: Vec<(&str, u64, f64)> = counts
+        .iter()
+        .map(|(v, c)| (v.as_str(), c.conversions, c.value))
+        .collect();
+    assert_eq!(
+        values,
+        [("control", 2, 2.5), ("treatment", 2, 2.5 + 2.0 * MAX_VALUE)]
     );
 
     store.stop_experiment(&tenant, &exp).await.unwrap();
