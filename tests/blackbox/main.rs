@@ -9,6 +9,7 @@ const CLUSTER: bool = false;
 mod helpers;
 
 mod bad_input;
+mod console;
 mod cors_and_ops;
 mod decide;
 mod demo;

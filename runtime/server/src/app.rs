@@ -147,6 +147,7 @@ impl Assembled {
             pool: Arc::new(PolicyPool::start(settings.shares())),
             rate: Arc::new(TenantRate::new(settings.tenant_rate_limit)),
             readiness: Arc::default(),
+            sessions: Arc::default(),
             service,
             root: RootToken(settings.root_token.as_deref().map(KeyHash::of)),
             metrics,

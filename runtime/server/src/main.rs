@@ -85,4 +85,6 @@ fn print_demo(addr: &str, keys: &moment_server::demo::DemoKeys) {
         "  curl -s http://{addr}/v1/decide -H 'Authorization: Bearer {}' -H 'Content-Type: application/json' \\\n    -d '{{\"point\":\"retention-call\",\"customer_id\":\"c-42\",\"stage\":\"at-risk\",\"channel\":\"call-center\",\"attributes\":{{\"tenure_months\":14,\"complaints_90d\":2}},\"context\":{{\"reason\":\"price\"}}}}'",
         keys.decide
     );
+    println!("open the console and sign in with the editor or admin key:");
+    println!("  http://{addr}/console");
 }

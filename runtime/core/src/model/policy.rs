@@ -59,6 +59,17 @@ pub enum ActionKind {
     Service,
 }
 
+impl ActionKind {
+    /// The kind's name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Offer => "offer",
+            ActionKind::Message => "message",
+            ActionKind::Service => "service",
+        }
+    }
+}
+
 /// One catalog entry, as a tenant uploads it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

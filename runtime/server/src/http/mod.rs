@@ -58,6 +58,8 @@ pub struct AppState {
     pub pool: Arc<PolicyPool>,
     /// Each tenant's request rate.
     pub rate: Arc<rate::TenantRate>,
+    /// Console sessions.
+    pub sessions: Arc<crate::console::session::Sessions>,
     /// The last readiness check, shared by probes.
     pub readiness: Arc<ops::Readiness>,
     /// Tenant and policy writes.
@@ -141,6 +143,7 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
         .route("/v1/experiments/{id}/results", get(experiments::results))
         .merge(browser)
         .merge(uploads)
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .layer(DefaultBodyLimit::max(limits.default_bytes))
         .layer(middleware::from_fn(track))
