@@ -10,6 +10,8 @@ mod helpers;
 
 mod bad_input;
 mod console;
+#[cfg(browser_tests)]
+mod console_browser;
 mod cors_and_ops;
 mod decide;
 mod demo;
