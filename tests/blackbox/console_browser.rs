@@ -12,6 +12,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use reqwest::StatusCode;
 use serde_json::json;
 
+use moment_policy_artifacts::TELCO_RETENTION_WASM;
+
 use crate::helpers::{BY_VALUE, Server, expect};
 
 /// WebDriver's Enter key.
@@ -58,7 +60,9 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // This run's screenshots only.
         let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+        let _ = std::fs::remove_dir_all(&shots);
         std::fs::create_dir_all(&shots).unwrap();
         Browser {
             driver,
@@ -126,7 +130,7 @@ impl Browser {
         let field = self.client.active_element().await.unwrap();
         self.navigating(field.send_keys(&format!("{key}{ENTER}")))
             .await;
-        assert_eq!(self.path().await, "/console/policies");
+        assert_eq!(self.path().await, "/console/overview");
     }
 
     async fn close(mut self) {
@@ -137,7 +141,7 @@ impl Browser {
 }
 
 #[tokio::test]
-async fn a_marketer_writes_tries_activates_and_rolls_back_a_policy_in_the_browser() {
+async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_browser() {
     let server = &Server::start();
     let keys = &server.tenant("acme").await;
     server.upload_rhai(&keys.editor, "hero", BY_VALUE).await;
@@ -158,7 +162,7 @@ async fn a_marketer_writes_tries_activates_and_rolls_back_a_policy_in_the_browse
     browser.shot("01-sign-in").await;
     browser.sign_in(server, &keys.editor).await;
     assert!(browser.text().await.contains("hero"));
-    browser.shot("02-policies").await;
+    browser.shot("02-overview").await;
 
     // A draft with a syntax error is refused with its line.
     browser.open(server, "/console/policies/hero/new").await;
@@ -223,6 +227,126 @@ async fn a_marketer_writes_tries_activates_and_rolls_back_a_policy_in_the_browse
         .await;
     browser.shot("07-version").await;
 
+    // The two versions compared line by line.
+    browser.open(server, "/console/policies/hero").await;
+    browser
+        .click("form[action='/console/policies/hero/diff'] button")
+        .await;
+    let diff = browser.text().await;
+    assert!(diff.contains("version 1 → version 2"), "{diff}");
+    browser
+        .client
+        .find(Locator::Css("pre.diff span.ins"))
+        .await
+        .unwrap();
+    browser
+        .client
+        .find(Locator::Css("pre.diff span.del"))
+        .await
+        .unwrap();
+    browser.shot("08-diff").await;
+
+    // A WebAssembly module uploaded from a file, for a new point.
+    let module = std::env::temp_dir().join(format!("console-{}.wasm", std::process::id()));
+    std::fs::write(&module, TELCO_RETENTION_WASM).unwrap();
+    browser.open(server, "/console/policies/telco/new").await;
+    browser
+        .client
+        .find(Locator::Css("#module"))
+        .await
+        .unwrap()
+        .send_keys(module.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .click("form[action='/console/policies/telco/wasm'] button")
+        .await;
+    std::fs::remove_file(&module).unwrap();
+    assert_eq!(browser.path().await, "/console/policies/telco");
+    browser
+        .open(server, "/console/policies/telco/versions/1")
+        .await;
+    let version = browser.text().await;
+    assert!(
+        version.contains(&format!("{} bytes", TELCO_RETENTION_WASM.len())),
+        "{version}"
+    );
+
+    // An experiment between the two versions, set up in the page.
+    browser.open(server, "/console/experiments").await;
+    browser
+        .click("form[action='/console/experiments/new'] button")
+        .await;
+    browser.fill("#id", "hero-test").await;
+    browser.fill("#seed", "hero-test").await;
+    let treatment = browser
+        .client
+        .find(Locator::Css("#v1_version"))
+        .await
+        .unwrap();
+    treatment.select_by_value("2").await.unwrap();
+    browser
+        .click("form[action='/console/experiments'] > button")
+        .await;
+    assert_eq!(browser.path().await, "/console/experiments/hero-test");
+    // Traffic through the API from a caller that drops most of treatment's
+    // customers, and conversions for a third of them.
+    let (mut control, mut treated) = (0, 0);
+    for i in 0.. {
+        let customer = format!("x-{i}");
+        let wanted = match crate::experiments::expected_variant("hero-test", &customer) {
+            "control" if control < 120 => {
+                control += 1;
+                true
+            }
+            "treatment" if treated < 30 => {
+                treated += 1;
+                true
+            }
+            _ => false,
+        };
+        if wanted {
+            let answer = server
+                .decide_ok(
+                    &keys.decide,
+                    &json!({"point": "hero", "customer_id": customer}),
+                )
+                .await;
+            if i % 3 == 0 {
+                let outcome = json!({"decision_id": answer["decision_id"],
+                                     "action_id": answer["actions"][0]["id"], "type": "convert"});
+                let res = server
+                    .post("/v1/outcomes", &keys.decide, &outcome)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(res.status().is_success());
+            }
+        }
+        if control == 120 && treated == 30 {
+            break;
+        }
+    }
+    browser.open(server, "/console/overview").await;
+    let overview = browser.text().await;
+    assert!(overview.contains("sample ratio mismatch"), "{overview}");
+    browser.shot("09-overview").await;
+    browser.open(server, "/console/experiments/hero-test").await;
+    let results = browser.text().await;
+    assert!(results.contains("Sample ratio mismatch"), "{results}");
+    assert!(results.contains("control 120 customers"), "{results}");
+    browser
+        .client
+        .find(Locator::Css("svg.chart circle"))
+        .await
+        .unwrap();
+    browser.shot("10-experiment-results").await;
+    browser
+        .click("a[href='/console/experiments/hero-test/stop']")
+        .await;
+    browser.click("button.danger").await;
+    assert!(browser.text().await.contains("stopped"));
+
     // Try a stored version from its page.
     browser
         .open(server, "/console/policies/hero/try?version=2")
@@ -230,11 +354,13 @@ async fn a_marketer_writes_tries_activates_and_rolls_back_a_policy_in_the_browse
     browser.fill("#attributes", "{\"tier\": \"silver\"}").await;
     browser.click("form button[type=submit]:not(.quiet)").await;
     assert!(browser.text().await.contains("Version 2"));
-    browser.shot("08-try").await;
+    browser.shot("11-try").await;
 
-    browser.open(server, "/console/customers?id=c-1").await;
-    assert!(browser.text().await.contains("purchase"));
-    browser.shot("09-customer").await;
+    browser.open(server, "/console/customers?id=x-0").await;
+    let customer = browser.text().await;
+    assert!(customer.contains("Last decisions"), "{customer}");
+    assert!(customer.contains("convert"), "x-0's conversion: {customer}");
+    browser.shot("12-customer").await;
 
     // An admin issues a key (shown once) and revokes it.
     browser.click("button.quiet").await;
@@ -243,7 +369,7 @@ async fn a_marketer_writes_tries_activates_and_rolls_back_a_policy_in_the_browse
     browser.click("form[action='/console/keys'] button").await;
     let issued = browser.text().await;
     assert!(issued.contains("it is not shown again"), "{issued}");
-    browser.shot("10-keys-issued").await;
+    browser.shot("13-keys-issued").await;
     let revoke = browser
         .client
         .find(Locator::Css("td.actions a"))
@@ -252,7 +378,7 @@ async fn a_marketer_writes_tries_activates_and_rolls_back_a_policy_in_the_browse
     browser.navigating(revoke.click()).await;
     browser.click("button.danger").await;
     assert!(browser.text().await.contains("revoked"));
-    browser.shot("11-keys-revoked").await;
+    browser.shot("14-keys-revoked").await;
 
     // Signed out, the pages are closed.
     browser.click("button.quiet").await;

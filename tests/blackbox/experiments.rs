@@ -28,7 +28,7 @@ fn experiment(id: &str, point: &str) -> Value {
 }
 
 /// The variant GrowthBook's SDK would assign (50/50, full coverage).
-fn expected_variant(seed: &str, customer: &str) -> &'static str {
+pub(crate) fn expected_variant(seed: &str, customer: &str) -> &'static str {
     if hash(seed, customer, 2).unwrap() < 0.5 {
         "control"
     } else {

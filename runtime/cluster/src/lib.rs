@@ -21,9 +21,9 @@ use moment_core::model::Name;
 use moment_core::model::outcome::OutcomeEvent;
 use moment_core::model::profile::Profile;
 use moment_store::{
-    Admit, Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, NewVersion, PolicyHistory,
-    PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment, StoredVersion,
-    VariantCounts,
+    Activity, Admit, Change, CustomerDecision, DecisionRecord, DecisionRef, KeyListing, KeyRecord,
+    NewVersion, PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError,
+    StoredExperiment, StoredVersion, VariantCounts,
 };
 
 /// Notices buffered per subscriber; one that falls further behind reloads everything.
@@ -228,6 +228,26 @@ impl Store for ClusterStore {
 
     async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError> {
         self.postgres.decision(tenant, id).await
+    }
+
+    async fn activity(
+        &self,
+        tenant: &Name,
+        since_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<Activity>, StoreError> {
+        self.postgres.activity(tenant, since_ms, bucket_ms).await
+    }
+
+    async fn customer_decisions(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<CustomerDecision>, StoreError> {
+        self.postgres
+            .customer_decisions(tenant, customer, limit)
+            .await
     }
 
     async fn prune_logs(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError> {

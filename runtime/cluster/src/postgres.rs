@@ -14,10 +14,11 @@ use tokio::sync::broadcast;
 use moment_core::model::Name;
 use moment_core::model::outcome::{MAX_VALUE, OutcomeEvent, OutcomeType, default_dedup_key};
 use moment_store::{
-    Admit, Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion,
-    PolicyHistory, PolicySummary, Snapshot, StoreError, StoredExperiment, StoredVersion,
-    VariantCounts, stored_decision, stored_engine, stored_event, stored_experiment, stored_key,
-    stored_name, stored_role, stored_version, stored_version_info, variant_counts,
+    Activity, Admit, Change, CustomerDecision, DecisionRecord, DecisionRef, KeyListing, KeyRecord,
+    LivePointer, NewVersion, PolicyHistory, PolicySummary, Snapshot, StoreError, StoredExperiment,
+    StoredVersion, VariantCounts, customer_decisions, stored_decision, stored_engine, stored_event,
+    stored_experiment, stored_key, stored_name, stored_role, stored_version, stored_version_info,
+    variant_counts,
 };
 
 /// The schema, applied at start. sqlx holds a PostgreSQL advisory lock while
@@ -635,6 +636,70 @@ impl Postgres {
                 .map_err(error)?;
         row.map(|(customer_id, actions)| stored_decision(tenant, id, customer_id, &actions))
             .transpose()
+    }
+
+    /// See [`Store::activity`](moment_store::Store::activity).
+    pub async fn activity(
+        &self,
+        tenant: &Name,
+        since_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT point, (at / $3) * $3 AS bucket, COUNT(*), COUNT(*) FILTER (WHERE fallback)
+             FROM decisions WHERE tenant = $1 AND at >= $2
+             GROUP BY point, bucket ORDER BY point, bucket",
+        )
+        .bind(tenant.as_str())
+        .bind(since_ms)
+        .bind(bucket_ms.max(1))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(point, bucket_ms, decisions, fallbacks)| Activity {
+                point,
+                bucket_ms,
+                decisions: decisions as u64,
+                fallbacks: fallbacks as u64,
+            })
+            .collect())
+    }
+
+    /// See [`Store::customer_decisions`](moment_store::Store::customer_decisions).
+    pub async fn customer_decisions(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<CustomerDecision>, StoreError> {
+        let decisions: Vec<(String, String, i32, String, bool, i64)> = sqlx::query_as(
+            "SELECT id, point, version, actions, fallback, at FROM decisions
+             WHERE tenant = $1 AND customer = $2 ORDER BY at DESC, id DESC LIMIT $3",
+        )
+        .bind(tenant.as_str())
+        .bind(customer)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
+        let outcomes: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT decision_id, action_id, type FROM outcomes
+             WHERE tenant = $1 AND customer = $2 ORDER BY at",
+        )
+        .bind(tenant.as_str())
+        .bind(customer)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
+        let decisions = decisions
+            .into_iter()
+            .map(|(id, point, version, actions, fallback, at)| {
+                (id, point, i64::from(version), actions, fallback, at)
+            })
+            .collect();
+        customer_decisions(decisions, outcomes)
     }
 
     /// See [`Store::prune_logs`](moment_store::Store::prune_logs).

@@ -78,6 +78,12 @@ impl Breaker {
         }
     }
 
+    /// Whether the breaker is open: the version serves its fallback (or
+    /// awaits its probe) instead of running.
+    pub fn is_open(&self) -> bool {
+        self.open_until.load(Ordering::Acquire) != 0
+    }
+
     /// Records a call that ran. Returns true when this call opened the breaker.
     pub fn record(&self, ran: Ran) -> bool {
         let open = self.open_until.load(Ordering::Acquire) != 0;

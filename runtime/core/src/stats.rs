@@ -18,6 +18,19 @@ impl Counts {
     pub fn rate(self) -> Option<f64> {
         (self.n > 0).then(|| self.x as f64 / self.n as f64)
     }
+
+    /// 95% interval of the conversion rate (Wilson score interval, which
+    /// stays within 0–1 and is sound at small counts), or `None` with no
+    /// exposures.
+    pub fn rate_interval(self) -> Option<(f64, f64)> {
+        let p = self.rate()?;
+        let n = self.n as f64;
+        let z = normal().inverse_cdf(0.975);
+        let z2 = z * z;
+        let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+        let half = z / (1.0 + z2 / n) * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
+        Some(((centre - half).max(0.0), (centre + half).min(1.0)))
+    }
 }
 
 /// A treatment compared with the control.
@@ -134,6 +147,17 @@ mod tests {
     use super::*;
 
     const REFERENCE: &str = include_str!("../testdata/stats_reference.json");
+
+    #[test]
+    fn the_rate_interval_is_wilsons() {
+        // statsmodels' proportion_confint(10, 100, method="wilson").
+        let (lo, hi) = Counts { n: 100, x: 10 }.rate_interval().unwrap();
+        close(lo, 0.055_229, 1e-5, "wilson low");
+        close(hi, 0.174_366, 1e-5, "wilson high");
+        let (lo, hi) = Counts { n: 5, x: 0 }.rate_interval().unwrap();
+        assert!(lo.abs() < 1e-12 && hi > 0.0 && hi < 1.0, "{lo} {hi}");
+        assert_eq!(Counts { n: 0, x: 0 }.rate_interval(), None);
+    }
 
     fn close(got: f64, want: f64, tolerance: f64, what: &str) {
         assert!(

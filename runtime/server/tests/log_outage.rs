@@ -22,9 +22,9 @@ use moment_server::app::Assembled;
 use moment_server::settings::Settings;
 use moment_store::sqlite::SqliteStore;
 use moment_store::{
-    Admit, Change, DecisionRecord, DecisionRef, KeyListing, KeyRecord, NewVersion, PolicyHistory,
-    PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment, StoredVersion,
-    VariantCounts,
+    Activity, Admit, Change, CustomerDecision, DecisionRecord, DecisionRef, KeyListing, KeyRecord,
+    NewVersion, PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError,
+    StoredExperiment, StoredVersion, VariantCounts,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
@@ -134,6 +134,24 @@ impl Store for LogOutage {
         self.inner
             .record_impressions(tenant, customer, seen, actions, at_ms)
             .await
+    }
+
+    async fn activity(
+        &self,
+        tenant: &Name,
+        since_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<Activity>, StoreError> {
+        self.inner.activity(tenant, since_ms, bucket_ms).await
+    }
+
+    async fn customer_decisions(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<CustomerDecision>, StoreError> {
+        self.inner.customer_decisions(tenant, customer, limit).await
     }
 
     async fn prune_logs(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError> {

@@ -346,6 +346,69 @@ pub struct DecisionRecord {
     pub document: moment_core::pipeline::DecisionDocument,
 }
 
+/// Decisions at one decision point within one time bucket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Activity {
+    /// The decision point.
+    pub point: String,
+    /// Start of the bucket, ms since the Unix epoch.
+    pub bucket_ms: i64,
+    /// Decisions made.
+    pub decisions: u64,
+    /// Of those, answered with the fallback actions.
+    pub fallbacks: u64,
+}
+
+/// A decision logged for a customer, with the outcomes reported for it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomerDecision {
+    /// Decision id.
+    pub id: String,
+    /// The decision point.
+    pub point: String,
+    /// The version that decided.
+    pub version: u32,
+    /// Action ids returned, best first.
+    pub actions: Vec<String>,
+    /// Whether these were the fallback actions.
+    pub fallback: bool,
+    /// When, ms since the Unix epoch.
+    pub at_ms: i64,
+    /// Outcomes reported for it: action id and type, oldest first.
+    pub outcomes: Vec<(String, String)>,
+}
+
+/// Reads a customer's decisions (`id, point, version, actions JSON,
+/// fallback, at`) and their outcomes (`decision id, action id, type`) into
+/// [`CustomerDecision`]s, newest first.
+pub fn customer_decisions(
+    decisions: Vec<(String, String, i64, String, bool, i64)>,
+    outcomes: Vec<(String, String, String)>,
+) -> Result<Vec<CustomerDecision>, StoreError> {
+    decisions
+        .into_iter()
+        .map(|(id, point, version, actions, fallback, at_ms)| {
+            let actions = serde_json::from_str(&actions).map_err(|e| {
+                StoreError::Backend(format!("decision {id} has unreadable actions: {e}"))
+            })?;
+            let outcomes = outcomes
+                .iter()
+                .filter(|(decision, _, _)| *decision == id)
+                .map(|(_, action, kind)| (action.clone(), kind.clone()))
+                .collect();
+            Ok(CustomerDecision {
+                version: u32::try_from(version).unwrap_or_default(),
+                id,
+                point,
+                actions,
+                fallback,
+                at_ms,
+                outcomes,
+            })
+        })
+        .collect()
+}
+
 /// What outcomes need to know about a logged decision.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DecisionRef {
@@ -512,6 +575,22 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_logs(&self, before_ms: u64, limit: usize) -> Result<u64, StoreError>;
     /// Finds a logged decision of `tenant`.
     async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError>;
+    /// `tenant`'s decisions since `since_ms`, counted per decision point and
+    /// per bucket of `bucket_ms`, by point then time.
+    async fn activity(
+        &self,
+        tenant: &Name,
+        since_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<Activity>, StoreError>;
+    /// The latest `limit` decisions logged for one customer of `tenant`,
+    /// newest first, with their outcomes.
+    async fn customer_decisions(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<CustomerDecision>, StoreError>;
     /// Stores a new running experiment on `point`; [`StoreError::Conflict`]
     /// if the id is taken. First `admit` is shown the specs (JSON) of the
     /// tenant's experiments running on `point`, read while no other

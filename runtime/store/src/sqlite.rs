@@ -14,10 +14,11 @@ use rusqlite_migration::{M, Migrations};
 use serde_json::{Map, Value};
 
 use crate::{
-    Admit, DecisionRecord, DecisionRef, KeyListing, KeyRecord, LivePointer, NewVersion,
-    PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError, StoredExperiment,
-    StoredVersion, VariantCounts, stored_decision, stored_engine, stored_event, stored_experiment,
-    stored_key, stored_name, stored_role, stored_version_info, variant_counts,
+    Activity, Admit, CustomerDecision, DecisionRecord, DecisionRef, KeyListing, KeyRecord,
+    LivePointer, NewVersion, PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store,
+    StoreError, StoredExperiment, StoredVersion, VariantCounts, customer_decisions,
+    stored_decision, stored_engine, stored_event, stored_experiment, stored_key, stored_name,
+    stored_role, stored_version_info, variant_counts,
 };
 use moment_core::model::Name;
 use moment_core::model::outcome::{MAX_VALUE, OutcomeEvent, OutcomeType, default_dedup_key};
@@ -34,6 +35,9 @@ static MIGRATIONS: std::sync::LazyLock<Migrations<'static>> = std::sync::LazyLoc
         ))
         .foreign_key_check(),
         M::up(include_str!("../../schema/sqlite/0003_log_retention.sql")),
+        M::up(include_str!(
+            "../../schema/sqlite/0004_decisions_by_customer.sql"
+        )),
     ])
 });
 
@@ -733,6 +737,82 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn activity(
+        &self,
+        tenant: &Name,
+        since_ms: i64,
+        bucket_ms: i64,
+    ) -> Result<Vec<Activity>, StoreError> {
+        let tenant = tenant.clone();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT point, (at / ?3) * ?3 AS bucket, COUNT(*), SUM(fallback)
+                     FROM decisions WHERE tenant = ?1 AND at >= ?2
+                     GROUP BY point, bucket ORDER BY point, bucket",
+                )
+                .map_err(backend)?;
+            stmt.query_map(params![tenant.as_str(), since_ms, bucket_ms.max(1)], |r| {
+                Ok(Activity {
+                    point: r.get(0)?,
+                    bucket_ms: r.get(1)?,
+                    decisions: r.get::<_, i64>(2)? as u64,
+                    fallbacks: r.get::<_, i64>(3)? as u64,
+                })
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn customer_decisions(
+        &self,
+        tenant: &Name,
+        customer: &str,
+        limit: usize,
+    ) -> Result<Vec<CustomerDecision>, StoreError> {
+        let (tenant, customer) = (tenant.clone(), customer.to_owned());
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, point, version, actions, fallback, at FROM decisions
+                     WHERE tenant = ?1 AND customer = ?2 ORDER BY at DESC, id DESC LIMIT ?3",
+                )
+                .map_err(backend)?;
+            let decisions = stmt
+                .query_map(params![tenant.as_str(), customer, limit as i64], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT decision_id, action_id, type FROM outcomes
+                     WHERE tenant = ?1 AND customer = ?2 ORDER BY at",
+                )
+                .map_err(backend)?;
+            let outcomes = stmt
+                .query_map(params![tenant.as_str(), customer], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            customer_decisions(decisions, outcomes)
+        })
+        .await
+    }
+
     async fn create_experiment(
         &self,
         tenant: &Name,
@@ -923,6 +1003,9 @@ mod tests {
 
     /// A profile read answers the last committed profile while a write
     /// transaction is open: it never waits behind the writing connection.
+    /// (The writer's lock is held across the read on purpose: a read that
+    /// took it would never finish.)
+    #[allow(clippy::await_holding_lock)]
     #[tokio::test]
     async fn profile_reads_do_not_wait_for_a_write() {
         let dir = tempfile::tempdir().unwrap();

@@ -20,12 +20,26 @@ struct Customer {
     history: Vec<(String, u32, String, String)>,
 }
 
+/// One of the customer's last decisions.
+struct DecisionRow {
+    when: String,
+    point: String,
+    version: u32,
+    actions: String,
+    fallback: bool,
+    outcomes: String,
+}
+
+/// Decisions the page lists at most.
+const LAST_DECISIONS: usize = 20;
+
 #[derive(Template)]
 #[template(path = "console/customer.html")]
 struct CustomerPage {
     frame: Option<Frame>,
     id: String,
     customer: Option<Customer>,
+    decisions: Vec<DecisionRow>,
     error: Option<String>,
 }
 
@@ -49,11 +63,36 @@ async fn lookup(
         frame: Frame::new(&signed, "customers"),
         id: id.clone(),
         customer: None,
+        decisions: Vec::new(),
         error: None,
     };
     if !id.is_empty() {
+        // Decisions not yet written behind the request are listed too.
+        app.decisions.flush().await?;
+        page.decisions = app
+            .store
+            .customer_decisions(&signed.caller.tenant, &id, LAST_DECISIONS)
+            .await?
+            .into_iter()
+            .map(|d| DecisionRow {
+                when: when(d.at_ms),
+                point: d.point,
+                version: d.version,
+                actions: d.actions.join(", "),
+                fallback: d.fallback,
+                outcomes: d
+                    .outcomes
+                    .iter()
+                    .map(|(action, kind)| format!("{kind} on {action}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+            .collect();
         match app.profiles.get(&signed.caller.tenant, &id).await? {
-            None => page.error = Some(format!("No customer {id:?} is known yet.")),
+            None if page.decisions.is_empty() => {
+                page.error = Some(format!("No customer {id:?} is known yet."));
+            }
+            None => {}
             Some(profile) => {
                 let history = profile
                     .history

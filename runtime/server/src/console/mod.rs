@@ -12,7 +12,9 @@
 //! session's CSRF token or when the browser says it came from another site.
 
 mod customers;
+mod experiments;
 mod keys;
+mod overview;
 mod policies;
 pub mod session;
 mod view;
@@ -41,17 +43,20 @@ const STYLESHEET: &str = include_str!("../../assets/console.css");
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
                    form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// The console's routes, under `/console`.
-pub fn router() -> Router<AppState> {
+/// The console's routes, under `/console`; a WASM module's upload may be
+/// `upload_bytes` long.
+pub fn router(upload_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/console", get(home))
         .route("/console/", get(home))
         .route("/console/assets/console.css", get(stylesheet))
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
         .route("/console/sign-out", post(sign_out))
-        .merge(policies::routes())
+        .merge(policies::routes(upload_bytes))
         .merge(keys::routes())
         .merge(customers::routes())
+        .merge(experiments::routes())
+        .merge(overview::routes())
         .layer(middleware::from_fn(guard))
 }
 
@@ -97,7 +102,7 @@ async fn stylesheet() -> impl IntoResponse {
 
 async fn home(signed: Result<SignedIn, Response>) -> Redirect {
     match signed {
-        Ok(_) => Redirect::to("/console/policies"),
+        Ok(_) => Redirect::to("/console/overview"),
         Err(_) => Redirect::to("/console/sign-in"),
     }
 }
@@ -148,7 +153,7 @@ async fn sign_in(
         ),
         Some(_) => {
             let cookie = app.sessions.start(hash);
-            (jar.add(cookie), Redirect::to("/console/policies")).into_response()
+            (jar.add(cookie), Redirect::to("/console/overview")).into_response()
         }
     }
 }
@@ -233,6 +238,7 @@ macro_rules! failure_from {
     )*};
 }
 failure_from!(
+    crate::decisions::Unflushed,
     crate::service::ServiceError,
     moment_store::StoreError,
     crate::pipeline::Refused

@@ -6,10 +6,11 @@
 use std::sync::Arc;
 
 use askama::Template;
+use axum::extract::{DefaultBodyLimit, Multipart};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -25,8 +26,12 @@ use moment_core::model::Name;
 use moment_core::model::policy::{Action, EngineKind, StoredBundle};
 use moment_core::pipeline::{DecideRequest, DecideResponse, Explained};
 
-pub(super) fn routes() -> Router<AppState> {
+pub(super) fn routes(upload_bytes: usize) -> Router<AppState> {
+    let uploads = Router::new()
+        .route("/console/policies/{name}/wasm", post(upload_wasm))
+        .layer(DefaultBodyLimit::max(upload_bytes));
     Router::new()
+        .merge(uploads)
         .route("/console/policies", get(list))
         .route("/console/new", get(start))
         .route("/console/policies/{name}", get(show))
@@ -37,6 +42,7 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/console/policies/{name}/try", get(try_page).post(try_run))
         .route("/console/policies/{name}/new", get(editor).post(edit))
+        .route("/console/policies/{name}/diff", get(diff))
 }
 
 fn point(raw: &str) -> Result<Name, Failure> {
@@ -749,13 +755,7 @@ async fn edit(
         engine: EngineKind::Rhai,
         code: form.source.into_bytes(),
         catalog,
-        fallback: form
-            .fallback
-            .split(',')
-            .map(str::trim)
-            .filter(|id| !id.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        fallback: fallback_ids(&form.fallback),
         activate: form.intent == "save_live",
     };
     let refused = |page: &mut EditorPage, err: ServiceError| {
@@ -801,4 +801,191 @@ async fn edit(
 
 fn unprocessable(page: &EditorPage) -> Result<Response, Failure> {
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(page)?).into_response())
+}
+
+/// One part of a version compared with another, line by line.
+struct DiffSection {
+    title: &'static str,
+    same: bool,
+    /// CSS class (`eq`, `ins`, `del`) and the line.
+    lines: Vec<(&'static str, String)>,
+}
+
+fn diff_section(title: &'static str, old: &str, new: &str) -> DiffSection {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let lines = diff
+        .iter_all_changes()
+        .map(|change| {
+            let class = match change.tag() {
+                similar::ChangeTag::Equal => "eq",
+                similar::ChangeTag::Insert => "ins",
+                similar::ChangeTag::Delete => "del",
+            };
+            (class, change.value().trim_end_matches('\n').to_owned())
+        })
+        .collect();
+    DiffSection {
+        title,
+        same: old == new,
+        lines,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console/diff.html")]
+struct DiffPage {
+    frame: Option<Frame>,
+    name: String,
+    from: u32,
+    to: u32,
+    versions: Vec<u32>,
+    sections: Vec<DiffSection>,
+}
+
+#[derive(Deserialize)]
+struct Pair {
+    from: u32,
+    to: u32,
+}
+
+/// Two versions side by side: the source (or the modules' hashes), the
+/// catalog and the fallback, each as a line diff.
+async fn diff(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(name): Path<String>,
+    Query(pair): Query<Pair>,
+) -> Result<Html<String>, Failure> {
+    let point = point(&name)?;
+    let (old, new) = (
+        stored(&app, &signed, &point, pair.from).await?,
+        stored(&app, &signed, &point, pair.to).await?,
+    );
+    let code = |v: &StoredView| match (&v.source, &v.wasm) {
+        (Some(source), _) => source.clone(),
+        (None, Some((size, hash))) => format!("WebAssembly module, {size} bytes, SHA-256 {hash}\n"),
+        (None, None) => String::new(),
+    };
+    let catalog =
+        |v: &StoredView| serde_json::to_string_pretty(&v.catalog).unwrap_or_default() + "\n";
+    let fallback = |v: &StoredView| v.fallback.join("\n") + "\n";
+    let versions = app
+        .store
+        .history(&signed.caller.tenant, &point)
+        .await?
+        .map(|h| h.versions.iter().map(|v| v.version).collect())
+        .unwrap_or_default();
+    render(&DiffPage {
+        frame: Frame::new(&signed, "policies"),
+        name: point.to_string(),
+        from: pair.from,
+        to: pair.to,
+        versions,
+        sections: vec![
+            diff_section("Code", &code(&old), &code(&new)),
+            diff_section("Catalog", &catalog(&old), &catalog(&new)),
+            diff_section("Fallback", &fallback(&old), &fallback(&new)),
+        ],
+    })
+}
+
+/// The fields of the WASM upload form.
+#[derive(Default)]
+struct WasmUpload {
+    csrf: String,
+    module: Vec<u8>,
+    catalog: String,
+    fallback: String,
+    live: bool,
+}
+
+impl WasmUpload {
+    async fn read(mut form: Multipart) -> Result<Self, Failure> {
+        let bad = |e: axum::extract::multipart::MultipartError| {
+            Failure::new(
+                e.status(),
+                format!("the upload could not be read: {}", e.body_text()),
+            )
+        };
+        let mut upload = Self::default();
+        while let Some(field) = form.next_field().await.map_err(bad)? {
+            match field.name().unwrap_or_default() {
+                "module" => upload.module = field.bytes().await.map_err(bad)?.to_vec(),
+                "csrf" => upload.csrf = field.text().await.map_err(bad)?,
+                "catalog" => upload.catalog = field.text().await.map_err(bad)?,
+                "fallback" => upload.fallback = field.text().await.map_err(bad)?,
+                "live" => upload.live = true,
+                _ => {}
+            }
+        }
+        Ok(upload)
+    }
+}
+
+fn fallback_ids(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Uploads a `.wasm` module with the editor's catalog and fallback.
+async fn upload_wasm(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(name): Path<String>,
+    form: Multipart,
+) -> Result<Response, Failure> {
+    let upload = WasmUpload::read(form).await?;
+    check_csrf(&signed, &upload.csrf)?;
+    let point = Name::parse(&name).map_err(|e| {
+        Failure::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{name:?} cannot name a decision point: it {e}"),
+        )
+    })?;
+    let mut page = EditorPage {
+        frame: Frame::new(&signed, "policies"),
+        csrf: signed.csrf.clone(),
+        name: point.to_string(),
+        origin: "Your upload.".to_owned(),
+        source: STARTER_SOURCE.to_owned(),
+        source_error: None,
+        catalog: upload.catalog.clone(),
+        catalog_error: None,
+        fallback: upload.fallback.clone(),
+        error: None,
+        ask: Ask::default(),
+        result: None,
+    };
+    if upload.module.is_empty() {
+        page.error = Some("Choose a .wasm file to upload.".to_owned());
+        return unprocessable(&page);
+    }
+    let catalog = match serde_json::from_str::<Vec<Action>>(&upload.catalog) {
+        Ok(catalog) => catalog,
+        Err(e) => {
+            page.catalog_error = Some(format!("The catalog is not a valid list of actions: {e}."));
+            return unprocessable(&page);
+        }
+    };
+    let new = NewPolicy {
+        engine: EngineKind::Wasm,
+        code: upload.module,
+        catalog,
+        fallback: fallback_ids(&upload.fallback),
+        activate: upload.live,
+    };
+    match app
+        .service
+        .create_version(&signed.caller.tenant, &point, new, &signed.caller.key_id)
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/console/policies/{point}")).into_response()),
+        Err(err) => {
+            page.error = Some(Failure::from(err).detail);
+            unprocessable(&page)
+        }
+    }
 }

@@ -70,6 +70,8 @@ pub struct VariantResult {
     pub conversions: u64,
     /// conversions / exposures.
     pub rate: Option<f64>,
+    /// 95% interval of the rate (Wilson score).
+    pub rate_ci: Option<[f64; 2]>,
     /// Sum of the goal outcomes' values (revenue goals).
     pub value: f64,
     /// Relative lift of the rate vs. the control; null for the control.
@@ -171,7 +173,20 @@ pub async fn results(
     Path(id): Path<String>,
 ) -> Result<Json<Results>, ApiError> {
     let id = experiment_id(&id)?;
-    let stored = load(&*store, &caller.tenant, &id).await?;
+    Ok(Json(
+        compute_results(&*store, &decisions, &caller.tenant, &id).await?,
+    ))
+}
+
+/// An experiment's results, from every decision made so far (the decision
+/// log is flushed first) and the outcomes stored.
+pub async fn compute_results(
+    store: &dyn Store,
+    decisions: &DecisionLog,
+    tenant: &Name,
+    id: &Name,
+) -> Result<Results, ApiError> {
+    let stored = load(store, tenant, id).await?;
     let spec: ExperimentSpec =
         serde_json::from_str(&stored.spec_json).map_err(ApiError::internal)?;
     let spec = Experiment::new(spec)
@@ -180,7 +195,7 @@ pub async fn results(
     // Count every decision made so far, not only those the writer has reached.
     decisions.flush().await?;
     let counts = store
-        .experiment_counts(&caller.tenant, &id, spec.goal.as_str())
+        .experiment_counts(tenant, id, spec.goal.as_str())
         .await?;
     let of = |variant: &str| {
         counts
@@ -213,6 +228,7 @@ pub async fn results(
                 exposures: c.exposures,
                 conversions: c.conversions,
                 rate: counts.rate(),
+                rate_ci: counts.rate_interval().map(|(lo, hi)| [lo, hi]),
                 value: c.value,
                 lift: vs.as_ref().and_then(|s| s.lift),
                 lift_ci: vs.as_ref().and_then(|s| s.lift_ci).map(|(lo, hi)| [lo, hi]),
@@ -224,7 +240,7 @@ pub async fn results(
     let observed: Vec<u64> = variants.iter().map(|v| v.exposures).collect();
     let weights: Vec<f64> = variants.iter().map(|v| v.weight).collect();
     let srm_p_value = stats::srm_p_value(&observed, &weights);
-    Ok(Json(Results {
+    Ok(Results {
         id: id.to_string(),
         point: spec.point,
         goal: spec.goal.to_string(),
@@ -232,5 +248,5 @@ pub async fn results(
         variants,
         srm_p_value,
         srm_warning: srm_p_value.is_some_and(|p| p < SRM_ALARM),
-    }))
+    })
 }

@@ -143,7 +143,7 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
         .route("/v1/experiments/{id}/results", get(experiments::results))
         .merge(browser)
         .merge(uploads)
-        .merge(crate::console::router())
+        .merge(crate::console::router(limits.upload_bytes))
         .fallback(|| async { ApiError::not_found("no such route; see /openapi.json") })
         .layer(DefaultBodyLimit::max(limits.default_bytes))
         .layer(middleware::from_fn(track))

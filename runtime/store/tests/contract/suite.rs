@@ -109,6 +109,84 @@ pub async fn run(store: &dyn Store) {
     decisions_are_kept_per_tenant(store).await;
     experiments_and_counts(store).await;
     logs_are_pruned_by_age(store).await;
+    activity_and_customer_decisions(store).await;
+}
+
+async fn activity_and_customer_decisions(store: &dyn Store) {
+    let tenant = name("c-activity");
+    store.create_tenant(&tenant, "{}", &[]).await.unwrap();
+    store
+        .create_tenant(&name("c-activity-2"), "{}", &[])
+        .await
+        .unwrap();
+    let at = |id: &str, customer: &str, at_ms: u64, fallback: bool| DecisionRecord {
+        at_ms,
+        fallback,
+        ..decision("c-activity", id, customer, None)
+    };
+    store
+        .log_decisions(&[
+            at("a-1", "c-1", 10_000, false),
+            at("a-2", "c-1", 10_500, true),
+            at("a-3", "c-2", 11_200, false),
+            at("a-4", "c-1", 12_100, false),
+            at("a-0", "c-1", 5_000, false),
+            decision("c-activity-2", "a-9", "c-1", None),
+        ])
+        .await
+        .unwrap();
+    let counted: Vec<(String, i64, u64, u64)> = store
+        .activity(&tenant, 10_000, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.point, a.bucket_ms, a.decisions, a.fallbacks))
+        .collect();
+    assert_eq!(
+        counted,
+        [
+            ("hero".to_owned(), 10_000, 2, 1),
+            ("hero".to_owned(), 11_000, 1, 0),
+            ("hero".to_owned(), 12_000, 1, 0)
+        ],
+        "per bucket since the start, this tenant's only"
+    );
+
+    store
+        .record_outcomes(
+            &tenant,
+            &[
+                outcome("a-4", "c-1", OutcomeType::Click, "a-4/a/click"),
+                outcome("a-4", "c-1", OutcomeType::Convert, "a-4/a/convert"),
+                outcome("a-1", "c-1", OutcomeType::Reject, "a-1/a/reject"),
+            ],
+        )
+        .await
+        .unwrap();
+    let theirs = store.customer_decisions(&tenant, "c-1", 3).await.unwrap();
+    let ids: Vec<&str> = theirs.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["a-4", "a-2", "a-1"],
+        "newest first, at most the limit"
+    );
+    assert_eq!(
+        theirs[0].outcomes,
+        [
+            ("a".to_owned(), "click".to_owned()),
+            ("a".to_owned(), "convert".to_owned())
+        ]
+    );
+    assert!(theirs[1].fallback && theirs[1].outcomes.is_empty());
+    assert_eq!(theirs[2].actions, ["a"]);
+    assert_eq!((theirs[2].point.as_str(), theirs[2].version), ("hero", 1));
+    assert!(
+        store
+            .customer_decisions(&name("c-nobody"), "c-1", 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn tenants_and_keys(store: &dyn Store) {
