@@ -111,6 +111,16 @@ async fn only_editor_and_admin_keys_sign_in_and_the_cookie_is_strict() {
         !cookie.contains(&keys.editor),
         "the key itself is never the cookie"
     );
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    let behind_tls = client()
+        .post(server.url("/console/sign-in"))
+        .header("X-Forwarded-Proto", "https")
+        .form(&[("key", keys.editor.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = behind_tls.headers()[SET_COOKIE].to_str().unwrap();
+    assert!(cookie.contains("Secure"), "behind a TLS proxy: {cookie}");
 }
 
 #[tokio::test]

@@ -115,7 +115,7 @@ impl Browser {
     ) {
         let old = self.client.find(Locator::Css("html")).await.unwrap();
         act.await.unwrap();
-        for _ in 0..200 {
+        for _ in 0..1200 {
             if old.text().await.is_err() {
                 return;
             }
@@ -126,8 +126,8 @@ impl Browser {
 
     async fn sign_in(&self, server: &Server, key: &str) {
         self.open(server, "/console").await;
-        // The key field has the focus; Enter sends the form.
-        let field = self.client.active_element().await.unwrap();
+        // Typed into the key field; Enter sends the form.
+        let field = self.client.find(Locator::Css("#key")).await.unwrap();
         self.navigating(field.send_keys(&format!("{key}{ENTER}")))
             .await;
         assert_eq!(self.path().await, "/console/overview");
@@ -340,6 +340,15 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
         .find(Locator::Css("svg.chart circle"))
         .await
         .unwrap();
+    assert!(
+        results.contains("Cumulative conversion rate, day by day"),
+        "{results}"
+    );
+    browser
+        .client
+        .find(Locator::Css("svg.chart polyline"))
+        .await
+        .unwrap();
     browser.shot("10-experiment-results").await;
     browser
         .click("a[href='/console/experiments/hero-test/stop']")
@@ -379,6 +388,11 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
     browser.click("button.danger").await;
     assert!(browser.text().await.contains("revoked"));
     browser.shot("14-keys-revoked").await;
+
+    // A tablet's width.
+    browser.client.set_window_size(820, 1180).await.unwrap();
+    browser.open(server, "/console/policies/hero").await;
+    browser.shot("15-tablet-policy").await;
 
     // Signed out, the pages are closed.
     browser.click("button.quiet").await;

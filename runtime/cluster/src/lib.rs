@@ -23,7 +23,7 @@ use moment_core::model::profile::Profile;
 use moment_store::{
     Activity, Admit, Change, CustomerDecision, DecisionRecord, DecisionRef, KeyListing, KeyRecord,
     NewVersion, PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError,
-    StoredExperiment, StoredVersion, VariantCounts,
+    StoredExperiment, StoredVersion, VariantCounts, VariantDay,
 };
 
 /// Notices buffered per subscriber; one that falls further behind reloads everything.
@@ -228,6 +228,18 @@ impl Store for ClusterStore {
 
     async fn decision(&self, tenant: &Name, id: &str) -> Result<Option<DecisionRef>, StoreError> {
         self.postgres.decision(tenant, id).await
+    }
+
+    async fn experiment_days(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        goal: &str,
+        day_ms: i64,
+    ) -> Result<Vec<VariantDay>, StoreError> {
+        self.postgres
+            .experiment_days(tenant, id, goal, day_ms)
+            .await
     }
 
     async fn activity(

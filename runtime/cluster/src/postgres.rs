@@ -16,9 +16,9 @@ use moment_core::model::outcome::{MAX_VALUE, OutcomeEvent, OutcomeType, default_
 use moment_store::{
     Activity, Admit, Change, CustomerDecision, DecisionRecord, DecisionRef, KeyListing, KeyRecord,
     LivePointer, NewVersion, PolicyHistory, PolicySummary, Snapshot, StoreError, StoredExperiment,
-    StoredVersion, VariantCounts, customer_decisions, stored_decision, stored_engine, stored_event,
-    stored_experiment, stored_key, stored_name, stored_role, stored_version, stored_version_info,
-    variant_counts,
+    StoredVersion, VariantCounts, VariantDay, customer_decisions, stored_decision, stored_engine,
+    stored_event, stored_experiment, stored_key, stored_name, stored_role, stored_version,
+    stored_version_info, variant_counts, variant_days,
 };
 
 /// The schema, applied at start. sqlx holds a PostgreSQL advisory lock while
@@ -636,6 +636,44 @@ impl Postgres {
                 .map_err(error)?;
         row.map(|(customer_id, actions)| stored_decision(tenant, id, customer_id, &actions))
             .transpose()
+    }
+
+    /// See [`Store::experiment_days`](moment_store::Store::experiment_days).
+    pub async fn experiment_days(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        goal: &str,
+        day_ms: i64,
+    ) -> Result<Vec<VariantDay>, StoreError> {
+        let day_ms = day_ms.max(1);
+        let exposed: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT variant, (first / $3) * $3 AS day, COUNT(*) FROM
+               (SELECT variant, customer, MIN(at) AS first FROM decisions
+                WHERE tenant = $1 AND experiment = $2 GROUP BY variant, customer) AS firsts
+             GROUP BY variant, day",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(day_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
+        let converted: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT variant, (first / $4) * $4 AS day, COUNT(*) FROM
+               (SELECT d.variant, o.customer, MIN(o.at) AS first
+                FROM outcomes o JOIN decisions d ON d.id = o.decision_id AND d.tenant = o.tenant
+                WHERE o.tenant = $1 AND d.experiment = $2 AND o.type = $3 GROUP BY d.variant, o.customer) AS firsts
+             GROUP BY variant, day",
+        )
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(goal)
+        .bind(day_ms)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(error)?;
+        Ok(variant_days(exposed, converted))
     }
 
     /// See [`Store::activity`](moment_store::Store::activity).

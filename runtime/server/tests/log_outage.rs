@@ -24,7 +24,7 @@ use moment_store::sqlite::SqliteStore;
 use moment_store::{
     Activity, Admit, Change, CustomerDecision, DecisionRecord, DecisionRef, KeyListing, KeyRecord,
     NewVersion, PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store, StoreError,
-    StoredExperiment, StoredVersion, VariantCounts,
+    StoredExperiment, StoredVersion, VariantCounts, VariantDay,
 };
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
@@ -134,6 +134,16 @@ impl Store for LogOutage {
         self.inner
             .record_impressions(tenant, customer, seen, actions, at_ms)
             .await
+    }
+
+    async fn experiment_days(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        goal: &str,
+        day_ms: i64,
+    ) -> Result<Vec<VariantDay>, StoreError> {
+        self.inner.experiment_days(tenant, id, goal, day_ms).await
     }
 
     async fn activity(

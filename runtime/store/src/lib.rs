@@ -167,6 +167,52 @@ pub fn stored_experiment(
     })
 }
 
+/// One variant's newly exposed and newly converted customers on one day.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VariantDay {
+    /// Variant id.
+    pub variant: String,
+    /// Start of the day, ms since the Unix epoch (UTC).
+    pub day_ms: i64,
+    /// Customers first exposed that day.
+    pub exposed: u64,
+    /// Exposed customers whose first goal outcome came that day.
+    pub converted: u64,
+}
+
+/// [`Store::experiment_days`] from the two queries each store runs: per
+/// variant and day, first exposures and first conversions.
+pub fn variant_days(
+    exposed: Vec<(String, i64, i64)>,
+    converted: Vec<(String, i64, i64)>,
+) -> Vec<VariantDay> {
+    let mut days: Vec<VariantDay> = exposed
+        .into_iter()
+        .map(|(variant, day_ms, n)| VariantDay {
+            variant,
+            day_ms,
+            exposed: n as u64,
+            converted: 0,
+        })
+        .collect();
+    for (variant, day_ms, n) in converted {
+        match days
+            .iter_mut()
+            .find(|d| d.variant == variant && d.day_ms == day_ms)
+        {
+            Some(day) => day.converted = n as u64,
+            None => days.push(VariantDay {
+                variant,
+                day_ms,
+                exposed: 0,
+                converted: n as u64,
+            }),
+        }
+    }
+    days.sort_by(|a, b| (&a.variant, a.day_ms).cmp(&(&b.variant, b.day_ms)));
+    days
+}
+
 /// [`Store::experiment_counts`] from the two queries each store runs:
 /// unique customers per variant, and per variant the unique customers with
 /// a goal outcome and the sum of its values.
@@ -621,6 +667,15 @@ pub trait Store: Send + Sync + 'static {
         id: &Name,
         goal: &str,
     ) -> Result<Vec<(String, VariantCounts)>, StoreError>;
+    /// Per variant and day (`day_ms` long), the customers first exposed and
+    /// first converted (with a `goal` outcome), for cumulative charts.
+    async fn experiment_days(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        goal: &str,
+        day_ms: i64,
+    ) -> Result<Vec<VariantDay>, StoreError>;
     /// A policy's versions and audit trail; `None` if it has no versions.
     async fn history(
         &self,

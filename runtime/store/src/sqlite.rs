@@ -16,9 +16,9 @@ use serde_json::{Map, Value};
 use crate::{
     Activity, Admit, CustomerDecision, DecisionRecord, DecisionRef, KeyListing, KeyRecord,
     LivePointer, NewVersion, PolicyHistory, PolicySummary, RecordedOutcomes, Snapshot, Store,
-    StoreError, StoredExperiment, StoredVersion, VariantCounts, customer_decisions,
+    StoreError, StoredExperiment, StoredVersion, VariantCounts, VariantDay, customer_decisions,
     stored_decision, stored_engine, stored_event, stored_experiment, stored_key, stored_name,
-    stored_role, stored_version_info, variant_counts,
+    stored_role, stored_version_info, variant_counts, variant_days,
 };
 use moment_core::model::Name;
 use moment_core::model::outcome::{MAX_VALUE, OutcomeEvent, OutcomeType, default_dedup_key};
@@ -733,6 +733,47 @@ impl Store for SqliteStore {
                 .map_err(backend)?;
             row.map(|(customer_id, actions)| stored_decision(&tenant, &id, customer_id, &actions))
                 .transpose()
+        })
+        .await
+    }
+
+    async fn experiment_days(
+        &self,
+        tenant: &Name,
+        id: &Name,
+        goal: &str,
+        day_ms: i64,
+    ) -> Result<Vec<VariantDay>, StoreError> {
+        let (tenant, id, goal) = (tenant.clone(), id.clone(), goal.to_owned());
+        self.read(move |conn| {
+            let day_ms = day_ms.max(1);
+            let rows = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+            let exposed = conn
+                .prepare_cached(
+                    "SELECT variant, (first / ?3) * ?3 AS day, COUNT(*) FROM
+                       (SELECT variant, customer, MIN(at) AS first FROM decisions
+                        WHERE tenant = ?1 AND experiment = ?2 GROUP BY variant, customer) AS firsts
+                     GROUP BY variant, day",
+                )
+                .map_err(backend)?
+                .query_map(params![tenant.as_str(), id.as_str(), day_ms], rows)
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            let converted = conn
+                .prepare_cached(
+                    "SELECT variant, (first / ?4) * ?4 AS day, COUNT(*) FROM
+                       (SELECT d.variant, o.customer, MIN(o.at) AS first
+                        FROM outcomes o JOIN decisions d ON d.id = o.decision_id AND d.tenant = o.tenant
+                        WHERE o.tenant = ?1 AND d.experiment = ?2 AND o.type = ?3 GROUP BY d.variant, o.customer) AS firsts
+                     GROUP BY variant, day",
+                )
+                .map_err(backend)?
+                .query_map(params![tenant.as_str(), id.as_str(), goal, day_ms], rows)
+                .map_err(backend)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(backend)?;
+            Ok(variant_days(exposed, converted))
         })
         .await
     }

@@ -20,6 +20,7 @@ use crate::http::experiments::{Results, compute_results};
 use moment_core::model::Name;
 use moment_core::model::experiment::{ExperimentSpec, VariantSpec};
 use moment_core::model::outcome::OutcomeType;
+use moment_store::VariantDay;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -350,6 +351,104 @@ struct ResultRow {
     chance: String,
 }
 
+/// One variant's cumulative conversion rate, day by day, on the chart.
+struct Line {
+    id: String,
+    colour: &'static str,
+    /// SVG points of the polyline.
+    points: String,
+    dots: Vec<(f64, f64)>,
+}
+
+/// One day's row of the cumulative table: the day, then per variant
+/// "converted / exposed (rate)".
+struct DayRow {
+    day: String,
+    cells: Vec<String>,
+}
+
+const COLOURS: [&str; 4] = ["#1d2330", "#2456c9", "#a45a00", "#1d7a46"];
+const DAY_MS: i64 = 86_400_000;
+
+/// The cumulative chart and table from the store's per-day counts.
+fn cumulative(results: &Results, days: &[VariantDay]) -> (Vec<Line>, Vec<DayRow>, String) {
+    let mut all_days: Vec<i64> = days.iter().map(|d| d.day_ms).collect();
+    all_days.sort_unstable();
+    all_days.dedup();
+    let totals: Vec<Vec<(u64, u64)>> = results
+        .variants
+        .iter()
+        .map(|v| {
+            let (mut exposed, mut converted) = (0, 0);
+            all_days
+                .iter()
+                .map(|&day| {
+                    if let Some(d) = days.iter().find(|d| d.variant == v.id && d.day_ms == day) {
+                        exposed += d.exposed;
+                        converted += d.converted;
+                    }
+                    (exposed, converted)
+                })
+                .collect()
+        })
+        .collect();
+    let rate =
+        |(exposed, converted): (u64, u64)| (exposed > 0).then(|| converted as f64 / exposed as f64);
+    let top = totals
+        .iter()
+        .flatten()
+        .filter_map(|&t| rate(t))
+        .fold(0.0_f64, f64::max);
+    let axis = ((top * 10.0).ceil() / 10.0).clamp(0.1, 1.0);
+    let step = match all_days.len() {
+        0 | 1 => 0.0,
+        n => 560.0 / (n - 1) as f64,
+    };
+    let lines = results
+        .variants
+        .iter()
+        .zip(&totals)
+        .enumerate()
+        .map(|(i, (v, totals))| {
+            let dots: Vec<(f64, f64)> = totals
+                .iter()
+                .enumerate()
+                .filter_map(|(d, &t)| {
+                    rate(t).map(|r| (60.0 + step * d as f64, 170.0 - r / axis * 150.0))
+                })
+                .collect();
+            Line {
+                id: v.id.clone(),
+                colour: COLOURS[i % COLOURS.len()],
+                points: dots
+                    .iter()
+                    .map(|(x, y)| format!("{x:.1},{y:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                dots,
+            }
+        })
+        .collect();
+    let rows = all_days
+        .iter()
+        .enumerate()
+        .map(|(d, &day)| DayRow {
+            day: when(day).chars().take(11).collect(),
+            cells: totals
+                .iter()
+                .map(|t| {
+                    let (exposed, converted) = t[d];
+                    match rate(t[d]) {
+                        Some(r) => format!("{converted} / {exposed} ({})", percent(r)),
+                        None => "—".to_owned(),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    (lines, rows, percent(axis))
+}
+
 #[derive(Template)]
 #[template(path = "console/experiment.html")]
 struct ResultsPage {
@@ -360,6 +459,9 @@ struct ResultsPage {
     chart_height: u32,
     axis_max: String,
     srm: Option<String>,
+    lines: Vec<Line>,
+    days: Vec<DayRow>,
+    days_axis_max: String,
 }
 
 /// Where the chart's axis starts and how wide it is, in SVG units.
@@ -460,7 +562,16 @@ async fn results(
         )
     });
     let chart_height = 40 * results.variants.len() as u32 + 40;
+    let goal = results.goal.clone();
+    let per_day = app
+        .store
+        .experiment_days(&signed.caller.tenant, &id, &goal, DAY_MS)
+        .await?;
+    let (lines, days, days_axis_max) = cumulative(&results, &per_day);
     render(&ResultsPage {
+        lines,
+        days,
+        days_axis_max,
         frame: Frame::new(&signed, "experiments"),
         rows,
         bars,

@@ -23,7 +23,7 @@ use askama::Template;
 use axum::Form;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -128,6 +128,7 @@ struct SignInForm {
 
 async fn sign_in(
     State(app): State<AppState>,
+    headers: HeaderMap,
     jar: CookieJar,
     Form(form): Form<SignInForm>,
 ) -> Response {
@@ -152,7 +153,12 @@ async fn sign_in(
             "That is a publishable decide key: it cannot sign in. Use an editor or admin key.",
         ),
         Some(_) => {
-            let cookie = app.sessions.start(hash);
+            // Moment serves plain HTTP; behind a proxy that ends TLS the
+            // cookie must not travel without it.
+            let secure = headers
+                .get("x-forwarded-proto")
+                .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
+            let cookie = app.sessions.start(hash, secure);
             (jar.add(cookie), Redirect::to("/console/overview")).into_response()
         }
     }

@@ -43,8 +43,9 @@ fn random_token() -> String {
 }
 
 impl Sessions {
-    /// Starts a session for the key with this hash; returns the cookie.
-    pub fn start(&self, key: KeyHash) -> Cookie<'static> {
+    /// Starts a session for the key with this hash; returns the cookie,
+    /// marked `Secure` when the console is reached over TLS.
+    pub fn start(&self, key: KeyHash, secure: bool) -> Cookie<'static> {
         let id = random_token();
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -69,6 +70,7 @@ impl Sessions {
             .http_only(true)
             .same_site(SameSite::Strict)
             .path("/console")
+            .secure(secure)
             .build()
     }
 

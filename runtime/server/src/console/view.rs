@@ -32,8 +32,11 @@ impl Frame {
     }
 }
 
-/// A time in ms since the Unix epoch, as an HTTP date (UTC).
+/// A time in ms since the Unix epoch, as an HTTP date (UTC) without its
+/// weekday: `01 Dec 2026 11:02:43 GMT`.
 pub fn when(ms: i64) -> String {
     let at = UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    httpdate::fmt_http_date(at)
+    let date = httpdate::fmt_http_date(at);
+    date.split_once(", ")
+        .map_or(date.clone(), |(_, rest)| rest.to_owned())
 }

@@ -602,6 +602,27 @@ async fn experiments_and_counts(store: &dyn Store) {
         [("control", 2, 2.5), ("treatment", 2, 2.5 + 2.0 * MAX_VALUE)]
     );
 
+    // Day by day (days of a second here): each customer counted on the day
+    // of their first exposure and of their first conversion.
+    let days: Vec<(String, i64, u64, u64)> = store
+        .experiment_days(&tenant, &exp, "convert", 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.variant, d.day_ms, d.exposed, d.converted))
+        .collect();
+    let day =
+        |v: &str, at: i64, exposed: u64, converted: u64| (v.to_owned(), at, exposed, converted);
+    assert_eq!(
+        days,
+        [
+            day("control", 1_000, 3, 0),
+            day("control", 2_000, 0, 2),
+            day("treatment", 1_000, 2, 0),
+            day("treatment", 2_000, 0, 2)
+        ]
+    );
+
     store.stop_experiment(&tenant, &exp).await.unwrap();
     let stopped = store.experiment(&tenant, &exp).await.unwrap().unwrap();
     assert!(!stopped.running && stopped.stopped_at_ms.is_some());
