@@ -267,3 +267,34 @@ async fn a_revoked_key_or_a_sign_out_ends_the_session() {
     assert_eq!(after.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&after), "/console/sign-in");
 }
+
+#[tokio::test]
+async fn the_console_counts_in_the_tenants_rate_and_confirms_only_real_things() {
+    let server = Server::start_with(&["--tenant-rate-limit", "5"]);
+    let keys = server.tenant("acme").await;
+    let admin = Session::start(&server, &keys.admin).await;
+
+    // A confirmation page only for what exists: no form aimed elsewhere.
+    for path in [
+        "/console/experiments/..%2Fkeys%2Fkey_x%2Frevoke%3F/stop",
+        "/console/experiments/nope/stop",
+        "/console/keys/key_nope/revoke",
+    ] {
+        let res = get(&server, &admin.cookie, path).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+
+    // Pages past the tenant's rate get its 429, as the API does.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(
+            get(&server, &admin.cookie, "/console/policies")
+                .await
+                .status(),
+        );
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}

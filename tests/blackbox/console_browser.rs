@@ -275,7 +275,7 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
     // An experiment between the two versions, set up in the page.
     browser.open(server, "/console/experiments").await;
     browser
-        .click("form[action='/console/experiments/new'] button")
+        .click("form[action='/console/new-experiment'] button")
         .await;
     browser.fill("#id", "hero-test").await;
     browser.fill("#seed", "hero-test").await;

@@ -67,8 +67,11 @@ async fn lookup(
         error: None,
     };
     if !id.is_empty() {
-        // Decisions not yet written behind the request are listed too.
-        app.decisions.flush().await?;
+        // Decisions not yet written behind the request are listed too,
+        // unless the store is holding them back: then what it has.
+        if let Err(error) = app.decisions.flush().await {
+            tracing::warn!(%error, "console: the decision log could not be flushed");
+        }
         page.decisions = app
             .store
             .customer_decisions(&signed.caller.tenant, &id, LAST_DECISIONS)

@@ -25,7 +25,7 @@ use moment_store::VariantDay;
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/console/experiments", get(list).post(create))
-        .route("/console/experiments/new", get(new))
+        .route("/console/new-experiment", get(new))
         .route("/console/experiments/{id}", get(results))
         .route(
             "/console/experiments/{id}/stop",
@@ -582,7 +582,25 @@ async fn results(
     })
 }
 
-async fn confirm_stop(signed: SignedIn, Path(id): Path<String>) -> Result<Html<String>, Failure> {
+async fn confirm_stop(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Html<String>, Failure> {
+    let missing = || Failure::new(StatusCode::NOT_FOUND, format!("no experiment {id:?}"));
+    let name = Name::parse(&id).map_err(|_| missing())?;
+    let stored = app
+        .store
+        .experiment(&signed.caller.tenant, &name)
+        .await?
+        .ok_or_else(missing)?;
+    if !stored.running {
+        return Err(Failure::new(
+            StatusCode::CONFLICT,
+            format!("experiment {id} is stopped already"),
+        ));
+    }
+    let id = name;
     render(&Confirm {
         frame: Frame::new(&signed, "experiments"),
         heading: format!("Stop experiment {id}?"),

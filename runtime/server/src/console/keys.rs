@@ -106,8 +106,24 @@ async fn issue(
     Ok((StatusCode::CREATED, html).into_response())
 }
 
-async fn confirm_revoke(signed: SignedIn, Path(id): Path<String>) -> Result<Html<String>, Failure> {
+async fn confirm_revoke(
+    State(app): State<AppState>,
+    signed: SignedIn,
+    Path(id): Path<String>,
+) -> Result<Html<String>, Failure> {
     admin(&signed)?;
+    let active = app
+        .store
+        .keys(&signed.caller.tenant)
+        .await?
+        .into_iter()
+        .any(|k| k.id == id && k.revoked_at_ms.is_none());
+    if !active {
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            format!("no active key {id:?}"),
+        ));
+    }
     render(&Confirm {
         frame: Frame::new(&signed, "keys"),
         heading: format!("Revoke key {id}?"),

@@ -152,13 +152,20 @@ async fn sign_in(
             StatusCode::FORBIDDEN,
             "That is a publishable decide key: it cannot sign in. Use an editor or admin key.",
         ),
-        Some(_) => {
+        Some(key) => {
+            if let Err(limited) = app.rate.check(&key.tenant) {
+                return Failure::from(limited).into_response();
+            }
+            // A browser signing in again leaves its old session behind.
+            if let Some(old) = jar.get(session::COOKIE) {
+                app.sessions.end(old.value());
+            }
             // Moment serves plain HTTP; behind a proxy that ends TLS the
             // cookie must not travel without it.
             let secure = headers
                 .get("x-forwarded-proto")
                 .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"));
-            let cookie = app.sessions.start(hash, secure);
+            let cookie = app.sessions.start(&key.tenant, hash, secure);
             (jar.add(cookie), Redirect::to("/console/overview")).into_response()
         }
     }
@@ -179,7 +186,7 @@ async fn sign_out(
 ) -> Result<Response, Failure> {
     check_csrf(&signed, &form.csrf)?;
     app.sessions.end(&signed.session);
-    Ok((jar.add(cleared()), Redirect::to("/console/sign-in")).into_response())
+    Ok((jar.remove(cleared()), Redirect::to("/console/sign-in")).into_response())
 }
 
 /// Refuses a form without this session's CSRF token.

@@ -133,8 +133,13 @@ async fn overview(State(app): State<AppState>, signed: SignedIn) -> Result<Html<
             })
             .unwrap_or_default()
         {
-            let results = compute_results(&*app.store, &app.decisions, tenant, &running).await?;
-            if results.srm_warning {
+            let results = compute_results(&*app.store, &app.decisions, tenant, &running).await;
+            if results.is_err() {
+                warnings.push(format!(
+                    "Experiment {running} on {name}: its results cannot be read now."
+                ));
+            }
+            if results.is_ok_and(|r| r.srm_warning) {
                 warnings.push(format!(
                     "Experiment {running} on {name}: the split between its variants is not \
                      what its weights ask for (sample ratio mismatch); its results cannot be \

@@ -15,7 +15,7 @@ use rand::RngCore;
 
 use crate::http::AppState;
 use crate::http::auth::Caller;
-use moment_core::model::{KeyHash, Role};
+use moment_core::model::{KeyHash, Name, Role};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "moment_session";
@@ -23,8 +23,12 @@ pub const COOKIE: &str = "moment_session";
 pub const LIFETIME: Duration = Duration::from_secs(8 * 3600);
 /// Sessions kept at most; signing in past it ends the oldest.
 const MAX_SESSIONS: usize = 10_000;
+/// Sessions one tenant may hold; its own oldest ends past it, so no tenant
+/// signing in over and over can end another tenant's sessions.
+const MAX_TENANT_SESSIONS: usize = 500;
 
 struct Session {
+    tenant: Name,
     key: KeyHash,
     csrf: String,
     expires: Instant,
@@ -43,24 +47,33 @@ fn random_token() -> String {
 }
 
 impl Sessions {
-    /// Starts a session for the key with this hash; returns the cookie,
-    /// marked `Secure` when the console is reached over TLS.
-    pub fn start(&self, key: KeyHash, secure: bool) -> Cookie<'static> {
+    /// Starts a session of `tenant` for the key with this hash; returns
+    /// the cookie, marked `Secure` when the console is reached over TLS.
+    pub fn start(&self, tenant: &Name, key: KeyHash, secure: bool) -> Cookie<'static> {
         let id = random_token();
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         live.retain(|_, s| s.expires > now);
-        if live.len() >= MAX_SESSIONS
-            && let Some(oldest) = live
-                .iter()
+        let oldest = |live: &HashMap<String, Session>, of_tenant: bool| {
+            live.iter()
+                .filter(|(_, s)| !of_tenant || s.tenant == *tenant)
                 .min_by_key(|(_, s)| s.expires)
                 .map(|(id, _)| id.clone())
+        };
+        let theirs = live.values().filter(|s| s.tenant == *tenant).count();
+        if theirs >= MAX_TENANT_SESSIONS
+            && let Some(oldest) = oldest(&live, true)
+        {
+            live.remove(&oldest);
+        } else if live.len() >= MAX_SESSIONS
+            && let Some(oldest) = oldest(&live, false)
         {
             live.remove(&oldest);
         }
         live.insert(
             id.clone(),
             Session {
+                tenant: tenant.clone(),
                 key,
                 csrf: random_token(),
                 expires: now + LIFETIME,
@@ -93,7 +106,7 @@ impl Sessions {
     }
 }
 
-/// A cookie that removes the session cookie.
+/// The session cookie, to remove it from the browser.
 pub fn cleared() -> Cookie<'static> {
     Cookie::build((COOKIE, "")).path("/console").build()
 }
@@ -146,6 +159,10 @@ impl FromRequestParts<AppState> for SignedIn {
         if key.role < Role::Editor {
             return Err(to_sign_in());
         }
+        // The console's requests count in the tenant's rate like the API's.
+        app.rate
+            .check(&key.tenant)
+            .map_err(|e| super::Failure::from(e).into_response())?;
         Ok(Self {
             caller: Caller {
                 key_id: key.id.clone(),
