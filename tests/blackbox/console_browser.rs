@@ -6,6 +6,7 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -24,6 +25,7 @@ struct Browser {
     driver: Child,
     client: Client,
     shots: PathBuf,
+    taken: AtomicUsize,
 }
 
 impl Browser {
@@ -68,6 +70,7 @@ impl Browser {
             driver,
             client: client.expect("chromedriver did not accept a session"),
             shots,
+            taken: AtomicUsize::new(0),
         }
     }
 
@@ -75,10 +78,11 @@ impl Browser {
         self.client.goto(&server.url(path)).await.unwrap();
     }
 
-    /// Saves a screenshot of the page as `name.png`.
+    /// Saves a screenshot of the page as `NN-name.png`, numbered in order.
     async fn shot(&self, name: &str) {
+        let n = self.taken.fetch_add(1, Ordering::Relaxed) + 1;
         let png = self.client.screenshot().await.unwrap();
-        std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+        std::fs::write(self.shots.join(format!("{n:02}-{name}.png")), png).unwrap();
     }
 
     async fn text(&self) -> String {
@@ -159,10 +163,12 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
 
     browser.open(server, "/console").await;
     assert_eq!(browser.path().await, "/console/sign-in");
-    browser.shot("01-sign-in").await;
+    browser.shot("sign-in").await;
     browser.sign_in(server, &keys.editor).await;
     assert!(browser.text().await.contains("hero"));
-    browser.shot("02-overview").await;
+    browser.shot("overview").await;
+    browser.open(server, "/console/policies").await;
+    browser.shot("policies").await;
 
     // A draft with a syntax error is refused with its line.
     browser.open(server, "/console/policies/hero/new").await;
@@ -173,7 +179,7 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
     browser.click("button[value=save]").await;
     let refused = browser.text().await;
     assert!(refused.contains("line 2"), "{refused}");
-    browser.shot("03-editor-syntax-error").await;
+    browser.shot("editor-syntax-error").await;
 
     // Fixed, and tried on a stored customer: the explain table.
     browser
@@ -190,12 +196,12 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
         "{tried}"
     );
     assert!(tried.contains("returned at rank 1, score 3"), "{tried}");
-    browser.shot("04-editor-try").await;
+    browser.shot("editor-try").await;
 
     // Saved and made live: version 2.
     browser.click("button[value=save_live]").await;
     assert_eq!(browser.path().await, "/console/policies/hero");
-    browser.shot("05-policy-v2-live").await;
+    browser.shot("policy-v2-live").await;
     let live = |v: u64| async move {
         let detail = expect(
             server
@@ -219,13 +225,13 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
         confirm.contains("Roll hero back to version 1?"),
         "{confirm}"
     );
-    browser.shot("06-confirm-rollback").await;
+    browser.shot("confirm-rollback").await;
     browser.click("button.danger").await;
     live(1).await;
     browser
         .open(server, "/console/policies/hero/versions/2")
         .await;
-    browser.shot("07-version").await;
+    browser.shot("version").await;
 
     // The two versions compared line by line.
     browser.open(server, "/console/policies/hero").await;
@@ -244,7 +250,7 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
         .find(Locator::Css("pre.diff span.del"))
         .await
         .unwrap();
-    browser.shot("08-diff").await;
+    browser.shot("diff").await;
 
     // A WebAssembly module uploaded from a file, for a new point.
     let module = std::env::temp_dir().join(format!("console-{}.wasm", std::process::id()));
@@ -274,6 +280,7 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
 
     // An experiment between the two versions, set up in the page.
     browser.open(server, "/console/experiments").await;
+    browser.shot("experiments").await;
     browser
         .click("form[action='/console/new-experiment'] button")
         .await;
@@ -285,6 +292,7 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
         .await
         .unwrap();
     treatment.select_by_value("2").await.unwrap();
+    browser.shot("experiment-new").await;
     browser
         .click("form[action='/console/experiments'] > button")
         .await;
@@ -330,7 +338,7 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
     browser.open(server, "/console/overview").await;
     let overview = browser.text().await;
     assert!(overview.contains("sample ratio mismatch"), "{overview}");
-    browser.shot("09-overview").await;
+    browser.shot("overview-warning").await;
     browser.open(server, "/console/experiments/hero-test").await;
     let results = browser.text().await;
     assert!(results.contains("Sample ratio mismatch"), "{results}");
@@ -349,7 +357,7 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
         .find(Locator::Css("svg.chart polyline"))
         .await
         .unwrap();
-    browser.shot("10-experiment-results").await;
+    browser.shot("experiment-results").await;
     browser
         .click("a[href='/console/experiments/hero-test/stop']")
         .await;
@@ -363,13 +371,13 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
     browser.fill("#attributes", "{\"tier\": \"silver\"}").await;
     browser.click("form button[type=submit]:not(.quiet)").await;
     assert!(browser.text().await.contains("Version 2"));
-    browser.shot("11-try").await;
+    browser.shot("try").await;
 
     browser.open(server, "/console/customers?id=x-0").await;
     let customer = browser.text().await;
     assert!(customer.contains("Last decisions"), "{customer}");
     assert!(customer.contains("convert"), "x-0's conversion: {customer}");
-    browser.shot("12-customer").await;
+    browser.shot("customer").await;
 
     // An admin issues a key (shown once) and revokes it.
     browser.click("button.quiet").await;
@@ -378,7 +386,7 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
     browser.click("form[action='/console/keys'] button").await;
     let issued = browser.text().await;
     assert!(issued.contains("it is not shown again"), "{issued}");
-    browser.shot("13-keys-issued").await;
+    browser.shot("keys-issued").await;
     let revoke = browser
         .client
         .find(Locator::Css("td.actions a"))
@@ -387,12 +395,12 @@ async fn a_marketer_writes_tries_activates_rolls_back_and_experiments_in_the_bro
     browser.navigating(revoke.click()).await;
     browser.click("button.danger").await;
     assert!(browser.text().await.contains("revoked"));
-    browser.shot("14-keys-revoked").await;
+    browser.shot("keys-revoked").await;
 
     // A tablet's width.
     browser.client.set_window_size(820, 1180).await.unwrap();
     browser.open(server, "/console/policies/hero").await;
-    browser.shot("15-tablet-policy").await;
+    browser.shot("tablet-policy").await;
 
     // Signed out, the pages are closed.
     browser.click("button.quiet").await;
