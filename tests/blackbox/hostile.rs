@@ -138,14 +138,16 @@ async fn every_hostile_policy_gets_the_fallback_while_other_tenants_keep_decidin
         assert!(metrics.contains(&line), "{line} in {metrics}");
     }
     // No call held its worker long past the 20 ms deadline: every one is in
-    // the 100 ms bucket (loose on purpose: a busy CI machine may preempt a
-    // thread).
+    // the 1 s bucket. Loose on purpose: the suite runs its tests (a headless
+    // Chromium among them) in parallel on two cores, which preempted a Rhai
+    // call past 100 ms once; a policy the deadline did not stop would run
+    // until its operation budget, or for ever.
     for engine in ["wasm", "rhai"] {
         let series = |le: &str| {
             format!("moment_policy_call_seconds_bucket{{engine=\"{engine}\",le=\"{le}\"}}")
         };
         let (within, all) = (
-            bucket(&metrics, &series("0.1")),
+            bucket(&metrics, &series("1")),
             bucket(&metrics, &series("+Inf")),
         );
         assert_eq!(within, all, "{engine}: a call took over 100 ms");
