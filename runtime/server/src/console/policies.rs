@@ -724,12 +724,7 @@ async fn edit(
     Form(form): Form<EditForm>,
 ) -> Result<Response, Failure> {
     check_csrf(&signed, &form.csrf)?;
-    let point = Name::parse(&name).map_err(|e| {
-        Failure::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{name:?} cannot name a decision point: it {e}"),
-        )
-    })?;
+    let point = new_point(&name)?;
     let mut page = EditorPage {
         frame: Frame::new(&signed, "policies"),
         csrf: signed.csrf.clone(),
@@ -922,6 +917,16 @@ impl WasmUpload {
     }
 }
 
+/// The point a new version is written for: a name a new policy may take.
+fn new_point(name: &str) -> Result<Name, Failure> {
+    Name::parse(name).map_err(|e| {
+        Failure::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("{name:?} cannot name a decision point: it {e}"),
+        )
+    })
+}
+
 fn fallback_ids(text: &str) -> Vec<String> {
     text.split(',')
         .map(str::trim)
@@ -939,12 +944,7 @@ async fn upload_wasm(
 ) -> Result<Response, Failure> {
     let upload = WasmUpload::read(form).await?;
     check_csrf(&signed, &upload.csrf)?;
-    let point = Name::parse(&name).map_err(|e| {
-        Failure::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{name:?} cannot name a decision point: it {e}"),
-        )
-    })?;
+    let point = new_point(&name)?;
     let mut page = EditorPage {
         frame: Frame::new(&signed, "policies"),
         csrf: signed.csrf.clone(),
