@@ -124,6 +124,16 @@ impl Limits {
     }
 }
 
+/// What one policy call used of its budget.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Spent {
+    /// Rhai operations performed, or WASM fuel burnt (roughly, instructions):
+    /// what [`Limits::rhai_max_operations`] or [`Limits::wasm_fuel`] caps.
+    pub operations: u64,
+    /// Wall-clock time of the call, input encoding and output decoding included.
+    pub elapsed: Duration,
+}
+
 /// The document a policy receives: the same for both engines.
 #[derive(Clone, Serialize)]
 pub struct PolicyInput<'a> {

@@ -23,8 +23,9 @@ mod corpus_tests;
 static ALLOCATOR: memory::Accounting<std::alloc::System> = memory::Accounting(std::alloc::System);
 
 use std::path::PathBuf;
+use std::time::Instant;
 
-use moment_core::call::{Limits, PolicyError, PolicyInput, Scored};
+use moment_core::call::{Limits, PolicyError, PolicyInput, Scored, Spent};
 use moment_core::model::policy::EngineKind;
 
 /// Why uploaded code was refused.
@@ -159,12 +160,30 @@ impl Engines {
         input: &PolicyInput<'_>,
         limits: &Limits,
     ) -> Result<Vec<Scored>, PolicyError> {
+        self.run_spent(program, input, limits).0
+    }
+
+    /// [`run`](Self::run), also saying what the call used of its budget
+    /// (operations or fuel counted up to the point it stopped).
+    pub fn run_spent(
+        &self,
+        program: &Program,
+        input: &PolicyInput<'_>,
+        limits: &Limits,
+    ) -> (Result<Vec<Scored>, PolicyError>, Spent) {
+        let started = Instant::now();
+        let mut operations = 0;
         let call = || match program {
-            Program::Rhai(script) => self.rhai.run(script, input, limits),
-            Program::Wasm(module) => self.wasm.run(module, input, limits),
+            Program::Rhai(script) => self.rhai.run(script, input, limits, &mut operations),
+            Program::Wasm(module) => self.wasm.run(module, input, limits, &mut operations),
             Program::Unloadable(_) => Err(PolicyError::Unloadable),
         };
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
-            .unwrap_or_else(|_| Err(PolicyError::Trap("the engine panicked".to_owned())))
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call))
+            .unwrap_or_else(|_| Err(PolicyError::Trap("the engine panicked".to_owned())));
+        let spent = Spent {
+            operations,
+            elapsed: started.elapsed(),
+        };
+        (result, spent)
     }
 }

@@ -56,6 +56,8 @@ thread_local! {
     static BUDGET: Cell<Option<Budget>> = const { Cell::new(None) };
     /// Set by the progress hook when it stops a call.
     static STOPPED: Cell<Option<Stopped>> = const { Cell::new(None) };
+    /// Operations the call running on this thread has performed so far.
+    static OPERATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
 /// A compiled script.
@@ -93,6 +95,7 @@ impl RhaiEngine {
                 // engine-wide ceiling): the heap after every operation, the
                 // operations and the clock every 256.
                 let budget = BUDGET.with(Cell::get)?;
+                OPERATIONS.with(|o| o.set(ops));
                 let stopped = if memory::live_bytes() - budget.heap_base > budget.max_heap {
                     Stopped::Memory
                 } else if ops % CLOCK_EVERY_OPS != 0 {
@@ -136,12 +139,14 @@ impl RhaiEngine {
         Ok(Script { ast })
     }
 
-    /// Runs `script` on `input` under the deadline and budgets.
+    /// Runs `script` on `input` under the deadline and budgets, setting
+    /// `operations` to the operations it performed.
     pub fn run(
         &self,
         script: &Script,
         input: &PolicyInput<'_>,
         limits: &Limits,
+        operations: &mut u64,
     ) -> Result<Vec<Scored>, PolicyError> {
         let ctx = rhai::serde::to_dynamic(input)
             .map_err(|e| PolicyError::BadOutput(format!("input: {e}")))?;
@@ -155,6 +160,7 @@ impl RhaiEngine {
         };
         BUDGET.with(|b| b.set(Some(budget)));
         STOPPED.with(|s| s.set(None));
+        OPERATIONS.with(|o| o.set(0));
         let result = self.engine.call_fn_with_options::<Dynamic>(
             options,
             &mut scope,
@@ -164,6 +170,7 @@ impl RhaiEngine {
         );
         BUDGET.with(|b| b.set(None));
         let stopped = STOPPED.with(Cell::take);
+        *operations = OPERATIONS.with(Cell::take);
         result
             .map_err(|e| classify(&e, stopped))
             .and_then(decode_output)
@@ -339,7 +346,7 @@ mod tests {
             history: History::new(None, &[]),
             now_ms: 0,
         };
-        engine.run(&script, &input, &limits)
+        engine.run(&script, &input, &limits, &mut 0)
     }
 
     #[test]

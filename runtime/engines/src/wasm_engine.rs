@@ -315,12 +315,14 @@ impl WasmEngine {
         }
     }
 
-    /// Runs one decision in a fresh instance.
+    /// Runs one decision in a fresh instance, setting `fuel` to the fuel
+    /// it burnt.
     pub fn run(
         &self,
         module: &WasmModule,
         input: &PolicyInput<'_>,
         limits: &Limits,
+        fuel: &mut u64,
     ) -> Result<Vec<Scored>, PolicyError> {
         let input = encode_input(input)?;
         if input.len() > limits.max_input_bytes {
@@ -342,6 +344,9 @@ impl WasmEngine {
         store.epoch_deadline_trap();
 
         let result = call(&mut store, module, &input, limits);
+        *fuel = limits
+            .wasm_fuel
+            .saturating_sub(store.get_fuel().unwrap_or(limits.wasm_fuel));
         result.map_err(|failure| match failure {
             Failure::Policy(e) => e,
             Failure::Wasm(e) => classify(&e, store.data().refused_growth),

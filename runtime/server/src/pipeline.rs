@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use moment_core::breaker::{Admit, Ran};
-use moment_core::call::{History, Limits, PolicyError, PolicyInput};
+use moment_core::call::{History, Limits, PolicyError, PolicyInput, Spent};
 use moment_core::clock::now_ms;
 use moment_core::model::Name;
 use moment_core::model::contact::WhenUnavailable;
@@ -121,6 +121,7 @@ impl DecidePath<'_> {
             let Decision {
                 response,
                 mut record,
+                ..
             } = self.run(call).await;
             let decided_at = record.at_ms;
             if request.record_impressions
@@ -290,6 +291,8 @@ pub struct Decision {
     pub response: DecideResponse,
     /// What the log keeps.
     pub record: DecisionRecord,
+    /// What the policy call used, when the policy ran.
+    pub spent: Option<Spent>,
 }
 
 /// One decision's work, owned, so that it can run on a pool thread.
@@ -422,17 +425,19 @@ fn decision(
         Purpose::Decide => policy.breaker.admit(),
         Purpose::Try => Admit::Run,
     };
+    let mut spent = None;
+    let mut run = || {
+        let (scored, used) = engines.run_spent(&policy.program, &input, subject.limits);
+        spent = Some(used);
+        scored.and_then(|scored| rank(bundle, &allowed, scored))
+    };
     let outcome = match (skip, admit) {
         (Some(skip), _) => Err(skip),
         (None, Admit::Open) => Err(PolicyError::CircuitOpen),
-        (None, Admit::Run) if purpose == Purpose::Try => engines
-            .run(&policy.program, &input, subject.limits)
-            .and_then(|scored| rank(bundle, &allowed, scored)),
+        (None, Admit::Run) if purpose == Purpose::Try => run(),
         (None, Admit::Run) => {
             let started = Instant::now();
-            let outcome = engines
-                .run(&policy.program, &input, subject.limits)
-                .and_then(|scored| rank(bundle, &allowed, scored));
+            let outcome = run();
             telemetry::policy_call(engine, started.elapsed());
             let ran = match outcome {
                 Ok(_) => Ran::Ranked,
@@ -564,5 +569,9 @@ fn decision(
                 .collect()
         }),
     };
-    Decision { response, record }
+    Decision {
+        response,
+        record,
+        spent,
+    }
 }
