@@ -92,7 +92,7 @@ impl DecideRequest {
 }
 
 /// Body of a decide answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecideResponse {
     /// Id to report outcomes against.
@@ -113,7 +113,7 @@ pub struct DecideResponse {
 }
 
 /// The experiment a customer is in.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExperimentRef {
     /// Experiment id.
@@ -123,7 +123,7 @@ pub struct ExperimentRef {
 }
 
 /// Which policy version decided.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PolicyRef {
     /// Policy name.
@@ -133,7 +133,7 @@ pub struct PolicyRef {
 }
 
 /// One action in a decide answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecidedAction {
     /// Action id.
@@ -147,7 +147,7 @@ pub struct DecidedAction {
 }
 
 /// What happened to one catalog action, for `explain`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum Explained {

@@ -96,7 +96,7 @@ fn run(engine: &RhaiEngine, source: &str) -> Result<(), PolicyError> {
         history: History::new(None, &[]),
         now_ms: 0,
     };
-    engine.run(&script, &input, &limits()).map(drop)
+    engine.run(&script, &input, &limits(), &mut 0).map(drop)
 }
 
 proptest! {

@@ -293,6 +293,8 @@ pub struct Decision {
     pub record: DecisionRecord,
     /// What the policy call used, when the policy ran.
     pub spent: Option<Spent>,
+    /// Why the fallback was served, when it was.
+    pub failed: Option<PolicyError>,
 }
 
 /// One decision's work, owned, so that it can run on a pool thread.
@@ -469,6 +471,7 @@ fn decision(
             );
         }
     }
+    let mut failed = None;
     let (chosen, ranking, fallback) = match outcome {
         Ok(ranked) => {
             let chosen = arbitrate(
@@ -497,6 +500,7 @@ fn decision(
                 .take(limit)
                 .map(|&i| (i, None))
                 .collect();
+            failed = Some(err);
             (chosen, Vec::new(), true)
         }
     };
@@ -573,5 +577,6 @@ fn decision(
         response,
         record,
         spent,
+        failed,
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::auth::Editor;
 use super::error::ApiError;
@@ -37,7 +37,7 @@ pub struct ExperimentView {
 }
 
 /// Answer to `GET /v1/experiments/{id}/results`.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Results {
     /// Experiment id.
     pub id: String,
@@ -46,7 +46,7 @@ pub struct Results {
     /// The outcome type counted as a conversion.
     pub goal: String,
     /// `running` or `stopped`.
-    pub status: &'static str,
+    pub status: String,
     /// One row per variant; the first is the control.
     pub variants: Vec<VariantResult>,
     /// Chi-square p-value of the observed split against the weights.
@@ -56,7 +56,7 @@ pub struct Results {
 }
 
 /// Results of one variant.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VariantResult {
     /// Variant id.
     pub id: String,
@@ -244,7 +244,7 @@ pub async fn compute_results(
         id: id.to_string(),
         point: spec.point,
         goal: spec.goal.to_string(),
-        status: if stored.running { "running" } else { "stopped" },
+        status: if stored.running { "running" } else { "stopped" }.to_owned(),
         variants,
         srm_p_value,
         srm_warning: srm_p_value.is_some_and(|p| p < SRM_ALARM),

@@ -22,7 +22,7 @@ use moment_engines::Engines;
 use moment_store::Store;
 
 /// Answer to an upload or activation.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionCreated {
     /// Policy name.
     pub name: String,
@@ -41,7 +41,7 @@ pub struct Activate {
 }
 
 /// A row of `GET /v1/policies`.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyRow {
     /// Policy name.
     pub name: String,
@@ -52,7 +52,7 @@ pub struct PolicyRow {
 }
 
 /// Answer to `GET /v1/policies/{name}`.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PolicyDetail {
     /// Policy name.
     pub name: String,
@@ -65,7 +65,7 @@ pub struct PolicyDetail {
 }
 
 /// One version of a policy.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionRow {
     /// Version number.
     pub version: u32,
@@ -80,7 +80,7 @@ pub struct VersionRow {
 }
 
 /// One audit-trail entry.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventRow {
     /// `uploaded` or `activated`.
     pub event: String,
@@ -94,7 +94,7 @@ pub struct EventRow {
 
 /// Answer to `GET /v1/policies/{name}/versions/{version}`: everything the
 /// version holds, and the limits it runs under.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionDetail {
     /// Policy name.
     pub name: String,
@@ -124,7 +124,7 @@ pub struct VersionDetail {
 }
 
 /// A version's WebAssembly module.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WasmModule {
     /// Size in bytes.
     pub size_bytes: usize,
@@ -136,7 +136,7 @@ pub struct WasmModule {
 }
 
 /// The limits one policy call runs under.
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunLimits {
     /// Wall-clock budget of one call, in ms.
     pub deadline_ms: u64,
