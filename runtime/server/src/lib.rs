@@ -12,6 +12,7 @@
 //! `ARCHITECTURE.md` at the repository root.
 
 pub mod app;
+pub mod cli;
 pub mod console;
 pub mod decisions;
 pub mod demo;

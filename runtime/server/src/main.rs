@@ -1,11 +1,15 @@
-//! The `moment` binary: parses the command line, installs logging and the
-//! metrics recorder, and runs the server.
+//! The `moment` binary: parses the command line; runs the server (with
+//! logging and the metrics recorder) or one of the policy author's commands
+//! ([`moment_server::cli`]).
+
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use metrics_exporter_prometheus::PrometheusBuilder;
 use moment_engines::memory::Accounting;
 use moment_server::app::Application;
+use moment_server::cli;
 use moment_server::settings::Settings;
 use moment_server::telemetry;
 use tracing_subscriber::EnvFilter;
@@ -17,9 +21,10 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: Accounting<mimalloc::MiMalloc> = Accounting(mimalloc::MiMalloc);
 
-/// Moment: next-best-action decisions.
+/// Moment: next-best-action decisions. `moment serve` runs the server; the
+/// other commands are for the people who write policies and run experiments.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,13 +34,33 @@ struct Cli {
 enum Command {
     /// Run the decision server.
     Serve(Settings),
+    /// Write, test and ship policies: a policy is a directory with a moment.toml.
+    #[command(subcommand)]
+    Policy(cli::PolicyCommand),
+    /// Ask a server for one decision.
+    Decide(cli::remote::DecideArgs),
+    /// Try a stored version, or a local directory as a draft, for a customer:
+    /// the answer with explain; nothing is logged.
+    Try(cli::remote::TryArgs),
+    /// Follow experiments.
+    #[command(subcommand)]
+    Experiment(cli::ExperimentCommand),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let Cli {
-        command: Command::Serve(settings),
-    } = Cli::parse();
+async fn main() -> anyhow::Result<ExitCode> {
+    let settings = match Cli::parse().command {
+        Command::Serve(settings) => settings,
+        Command::Policy(command) => return Ok(cli::exit(cli::policy(command).await)),
+        Command::Decide(args) => return Ok(cli::exit(cli::remote::decide(args).await)),
+        Command::Try(args) => return Ok(cli::exit(cli::remote::try_version(args).await)),
+        Command::Experiment(command) => return Ok(cli::exit(cli::experiment(command).await)),
+    };
+    serve(settings).await.map(|()| ExitCode::SUCCESS)
+}
+
+/// `moment serve`.
+async fn serve(settings: Settings) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("MOMENT_LOG").unwrap_or_else(|_| EnvFilter::new("info")),

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::multipart::MultipartError;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,7 @@ use super::auth::Editor;
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::registry::Registry;
-use crate::service::{PolicyUpload, Service};
+use crate::service::{NewPolicy, PolicyUpload, Service};
 use moment_core::call::Limits;
 use moment_core::model::Name;
 use moment_core::model::policy::{Action, EngineKind, StoredBundle};
@@ -179,20 +180,71 @@ fn existing(raw: &str) -> Result<Name, ApiError> {
     Name::parse(raw).map_err(|_| ApiError::not_found(format!("no policy named {raw:?}")))
 }
 
-/// Uploads a new, immutable policy version.
-#[utoipa::path(post, path = "/v1/policies/{name}/versions", tag = "policies", request_body = PolicyUpload,
+/// A WASM version as `multipart/form-data`: the module itself beside the
+/// rest of its bundle, rather than base64 inside JSON.
+#[derive(utoipa::ToSchema)]
+pub struct ModuleUpload {
+    /// The WebAssembly module (ABI v1), as a file part.
+    #[schema(value_type = String, format = Binary)]
+    pub module: Vec<u8>,
+    /// JSON: `{"catalog": […], "fallback": […], "activate": false}`.
+    pub bundle: ModuleBundle,
+}
+
+/// The `bundle` part of a [`ModuleUpload`].
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModuleBundle {
+    /// The actions this policy ranks.
+    #[serde(deserialize_with = "moment_core::model::objects::many")]
+    pub catalog: Vec<Action>,
+    /// Actions served when the policy fails.
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    /// Make this version live at once.
+    #[serde(default)]
+    pub activate: bool,
+}
+
+/// Uploads a new, immutable policy version: JSON (Rhai source, or a WASM
+/// module in base64), or for WASM a multipart form with the module itself.
+#[utoipa::path(post, path = "/v1/policies/{name}/versions", tag = "policies",
+    request_body(content(
+        (PolicyUpload = "application/json"),
+        (ModuleUpload = "multipart/form-data"),
+    )),
     security(("bearer" = [])), params(("name" = String, Path, description = "policy (decision point) name")),
     responses((status = 201, body = VersionCreated), (status = 422, body = super::error::Problem)))]
 pub async fn upload(
     caller: Editor,
     State(service): State<Arc<Service>>,
     Path(name): Path<String>,
-    ApiJson(body): ApiJson<PolicyUpload>,
+    request: Request,
 ) -> Result<(StatusCode, Json<VersionCreated>), ApiError> {
     let name = policy_name(&name)?;
-    let active = body.activate;
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let new: NewPolicy = match multipart {
+        true => {
+            module_upload(Multipart::from_request(request, &()).await.map_err(|e| {
+                ApiError::new(
+                    e.status(),
+                    format!("the form could not be read: {}", e.body_text()),
+                )
+            })?)
+            .await?
+        }
+        false => ApiJson::<PolicyUpload>::from_request(request, &())
+            .await?
+            .0
+            .try_into()?,
+    };
+    let active = new.activate;
     let version = service
-        .create_version(&caller.tenant, &name, body.try_into()?, &caller.key_id)
+        .create_version(&caller.tenant, &name, new, &caller.key_id)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -202,6 +254,42 @@ pub async fn upload(
             active,
         }),
     ))
+}
+
+/// Reads a [`ModuleUpload`] form.
+async fn module_upload(mut form: Multipart) -> Result<NewPolicy, ApiError> {
+    let unreadable = |e: MultipartError| {
+        ApiError::new(
+            e.status(),
+            format!("the form could not be read: {}", e.body_text()),
+        )
+    };
+    let (mut module, mut bundle) = (None, None);
+    while let Some(field) = form.next_field().await.map_err(unreadable)? {
+        match field.name().unwrap_or_default() {
+            "module" => module = Some(field.bytes().await.map_err(unreadable)?),
+            "bundle" => bundle = Some(field.bytes().await.map_err(unreadable)?),
+            other => {
+                return Err(ApiError::unprocessable(format!(
+                    "the form has a part {other:?}; it takes `module` (the .wasm file) and `bundle` (JSON)"
+                )));
+            }
+        }
+    }
+    let (Some(module), Some(bundle)) = (module, bundle) else {
+        return Err(ApiError::unprocessable(
+            "the form needs two parts: `module` (the .wasm file) and `bundle` (JSON with `catalog`, `fallback`, `activate`)",
+        ));
+    };
+    let bundle: ModuleBundle = serde_json::from_slice(&bundle)
+        .map_err(|e| ApiError::unprocessable(format!("the `bundle` part is not valid: {e}")))?;
+    Ok(NewPolicy {
+        engine: EngineKind::Wasm,
+        code: module.to_vec(),
+        catalog: bundle.catalog,
+        fallback: bundle.fallback,
+        activate: bundle.activate,
+    })
 }
 
 /// Lists the tenant's policies with their live versions.
