@@ -9,6 +9,7 @@ const CLUSTER: bool = false;
 mod helpers;
 
 mod bad_input;
+mod cli;
 mod console;
 #[cfg(browser_tests)]
 mod console_browser;

@@ -156,8 +156,12 @@ fn write(path: &std::path::Path, bytes: impl AsRef<[u8]>) -> Result<(), Failure>
 
 /// `path` relative to the working directory when it is under it, for messages.
 fn shown(path: &std::path::Path) -> PathBuf {
-    std::env::current_dir()
+    let relative = std::env::current_dir()
         .ok()
-        .and_then(|cwd| path.strip_prefix(cwd).ok().map(PathBuf::from))
-        .unwrap_or_else(|| path.to_path_buf())
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(PathBuf::from));
+    match relative {
+        Some(relative) if relative.as_os_str().is_empty() => PathBuf::from("."),
+        Some(relative) => relative,
+        None => path.to_path_buf(),
+    }
 }

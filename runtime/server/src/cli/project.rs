@@ -9,7 +9,7 @@
 //! catalog = "catalog.json"        # JSON or YAML: a list of actions
 //! fallback = ["generic-welcome"]  # served when the policy fails
 //! cases = "cases.json"            # JSON or YAML, or a directory of such files
-//! # stages = ["prospect", "at-risk"]   # the tenant's stages, when cases name stages
+//! # stages = ["prospect", "at-risk"]   # the tenant's stages, if not a new tenant's
 //!
 //! [limits]                        # the tenant's own limits, if it has any
 //! # deadline_ms = 20
@@ -54,7 +54,8 @@ pub struct Manifest {
     /// The test cases: a JSON or YAML file, or a directory of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cases: Option<PathBuf>,
-    /// The tenant's life-cycle stages; when given, a case's stage must be one.
+    /// The tenant's life-cycle stages, which a case's stage must be one of
+    /// (default: those a new tenant gets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<Vec<String>>,
     /// The tenant's own limits (tighter than the server's defaults).

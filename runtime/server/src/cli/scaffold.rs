@@ -164,7 +164,8 @@ catalog = "catalog.json"
 fallback = ["newsletter"]
 # Test cases: a JSON or YAML file, or a directory of them.
 cases = "cases.json"
-# The tenant's stages, if cases should be held to them:
+# The tenant's stages, which a case's stage must be one of (default: a new
+# tenant's: consideration, evaluation, purchase, post-purchase, at-risk):
 # stages = ["prospect", "customer", "at-risk"]
 
 # The tenant's own limits, if it has any (each only tighter than the server's):

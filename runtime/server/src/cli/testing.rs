@@ -21,7 +21,7 @@ use super::cases::{self, Case, DEFAULT_NOW_MS, Got};
 use super::project::{Build, Project, parse_file, pointed};
 use super::{Failure, Output, print_json, read_text, shown};
 use crate::pipeline::{self, Decision};
-use crate::registry::{LoadedPolicy, Tenant, TenantSettings};
+use crate::registry::{LoadedPolicy, Tenant, TenantSettings, default_stages};
 
 /// `moment policy test [DIR]`.
 #[derive(Args, Debug)]
@@ -110,7 +110,7 @@ struct Runner {
     policy: Arc<LoadedPolicy>,
     tenant_name: Name,
     tenant: Tenant,
-    stages: Option<Vec<String>>,
+    stages: Vec<String>,
     limits: Limits,
 }
 
@@ -210,7 +210,11 @@ impl Runner {
             policy,
             tenant_name: project.point.clone(),
             tenant: Tenant::new(settings),
-            stages: project.manifest.stages.clone(),
+            stages: project
+                .manifest
+                .stages
+                .clone()
+                .unwrap_or_else(default_stages),
             limits,
         })
     }
@@ -300,11 +304,12 @@ impl Runner {
         let limit = request
             .check()
             .map_err(|e| format!("the case's request is invalid: {e}"))?;
-        if let (Some(stage), Some(stages)) = (&request.stage, &self.stages)
-            && !stages.contains(stage)
+        if let Some(stage) = &request.stage
+            && !self.stages.contains(stage)
         {
             return Err(format!(
-                "stage {stage:?} is not one of the tenant's stages {stages:?} (moment.toml's `stages`)"
+                "stage {stage:?} is not one of the tenant's stages {:?} (moment.toml's `stages`)",
+                self.stages
             ));
         }
         Ok((request, limit))
