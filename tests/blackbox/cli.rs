@@ -42,7 +42,8 @@ fn wasm_target() {
 }
 
 /// `moment ARGS` in `dir`, with only the server and key given here: no
-/// MOMENT_* variable of the caller's, no profiles file of theirs. WASM
+/// MOMENT_* variable of the caller's, and a profiles file of the test's own
+/// (none unless it writes one) rather than theirs. WASM
 /// policies build into a target directory of their own.
 fn moment(dir: &Path, args: &[&str], server: Option<(&Server, &str)>) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_moment"));
@@ -52,7 +53,7 @@ fn moment(dir: &Path, args: &[&str], server: Option<(&Server, &str)>) -> Output 
         .env_remove("MOMENT_URL")
         .env_remove("MOMENT_KEY")
         .env_remove("MOMENT_PROFILE")
-        .env("MOMENT_PROFILES", dir.join("no-profiles.toml"))
+        .env("MOMENT_PROFILES", dir.join("profiles.toml"))
         .env(
             "CARGO_TARGET_DIR",
             workspace().join("target").join("cli-policies"),
@@ -461,6 +462,22 @@ async fn errors_say_what_to_do_and_exit_codes_say_what_kind() {
         "{}",
         stderr(&down)
     );
+    // A profile from the profiles file names the server and key.
+    std::fs::write(
+        at.join("profiles.toml"),
+        format!(
+            "[staging]\nurl = \"{}\"\nkey = \"{}\"\n",
+            server.base, keys.editor
+        ),
+    )
+    .unwrap();
+    let listed = ok(
+        at,
+        &["policy", "list", "--profile", "staging", "--json"],
+        None,
+    );
+    assert_eq!(json_of(&listed), json!([]));
+    std::fs::remove_file(at.join("profiles.toml")).unwrap();
     // A key the server does not know: 1, and which key to use.
     let unknown = moment(at, &["policy", "list"], Some((&server, "mk_editor_nope")));
     assert_eq!(unknown.status.code(), Some(1));

@@ -76,14 +76,6 @@ struct BundleFile {
     fallback: Vec<String>,
 }
 
-/// A catalog file: a list of actions, or a bundle.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum CatalogFile {
-    List(Vec<Action>),
-    Bundle(BundleFile),
-}
-
 /// An opened policy directory.
 #[derive(Debug)]
 pub struct Project {
@@ -187,9 +179,14 @@ impl Project {
     /// bundle file's.
     pub fn catalog(&self) -> Result<(Vec<Action>, Vec<String>), Failure> {
         let path = self.path(&self.manifest.catalog);
-        let (catalog, fallback) = match parse_file::<CatalogFile>(&path)? {
-            CatalogFile::List(list) => (list, Vec::new()),
-            CatalogFile::Bundle(bundle) => (bundle.catalog, bundle.fallback),
+        // Read once for its shape, then as that shape, so that a mistake
+        // is pointed at where it is.
+        let (catalog, fallback) = match parse_file::<serde_json::Value>(&path)? {
+            serde_json::Value::Object(_) => {
+                let bundle: BundleFile = parse_file(&path)?;
+                (bundle.catalog, bundle.fallback)
+            }
+            _ => (parse_file::<Vec<Action>>(&path)?, Vec::new()),
         };
         Ok((catalog, self.manifest.fallback.clone().unwrap_or(fallback)))
     }
@@ -306,4 +303,87 @@ pub fn pointed(path: &Path, text: &str, line: usize, column: usize, message: &st
         "{}:{line}:{column}: {message}\n {line} | {source}\n {gutter} | {caret}^",
         file.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_with(files: &[(&str, &str)]) -> (tempfile::TempDir, Result<Project, Failure>) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).expect("written");
+        }
+        let project = Project::open(dir.path());
+        (dir, project)
+    }
+
+    #[test]
+    fn reads_a_yaml_catalog_and_cases_directory() {
+        let (dir, project) = open_with(&[
+            (
+                MANIFEST,
+                "point = \"p\"\nengine = \"rhai\"\nsource = \"p.rhai\"\ncatalog = \"catalog.yaml\"\nfallback = [\"b\"]\ncases = \"cases\"\n",
+            ),
+            (
+                "catalog.yaml",
+                "- id: a\n  kind: offer\n  value: 2\n  tags: [x]\n- id: b\n  kind: message\n",
+            ),
+        ]);
+        let project = project.expect("a project");
+        let bundle = project.bundle().expect("a valid catalog");
+        assert_eq!(bundle.actions().len(), 2);
+        assert_eq!(bundle.fallback(), [1]);
+        std::fs::create_dir(dir.path().join("cases")).expect("created");
+        for name in ["b.yml", "a.json", "notes.txt"] {
+            std::fs::write(dir.path().join("cases").join(name), "[]").expect("written");
+        }
+        let files = project.case_files().expect("listed");
+        let names: Vec<_> = files.iter().filter_map(|f| f.file_name()).collect();
+        assert_eq!(names, ["a.json", "b.yml"]);
+    }
+
+    #[test]
+    fn points_at_the_line_and_column_of_a_mistake() {
+        let (_dir, project) = open_with(&[
+            (
+                MANIFEST,
+                "point = \"p\"\nengine = \"rhai\"\nsource = \"p.rhai\"\ncatalog = \"catalog.json\"\n",
+            ),
+            (
+                "catalog.json",
+                "[\n  {\"id\": \"a\", \"kind\": \"offre\"}\n]\n",
+            ),
+        ]);
+        let Err(Failure::Setup(message)) = project.expect("a project").bundle() else {
+            panic!("a bad catalog is a setup failure");
+        };
+        assert!(message.contains("catalog.json:2:"), "{message}");
+        assert!(
+            message.contains("{\"id\": \"a\", \"kind\": \"offre\"}"),
+            "{message}"
+        );
+        assert!(message.contains('^'), "{message}");
+
+        let (_dir, project) = open_with(&[(MANIFEST, "point = \"p\"\nengine = \"lua\"\n")]);
+        let Err(Failure::Setup(message)) = project else {
+            panic!("a bad manifest is a setup failure");
+        };
+        assert!(message.contains("moment.toml:2:"), "{message}");
+    }
+
+    #[test]
+    fn a_manifest_names_code_its_engine_can_run() {
+        let (_dir, project) = open_with(&[(
+            MANIFEST,
+            "point = \"p\"\nengine = \"wasm\"\nsource = \"p.rhai\"\ncatalog = \"c.json\"\n",
+        )]);
+        let Err(Failure::Setup(message)) = project else {
+            panic!("refused");
+        };
+        assert!(
+            message.contains("engine \"wasm\" needs `crate`"),
+            "{message}"
+        );
+    }
 }

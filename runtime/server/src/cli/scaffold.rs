@@ -181,6 +181,20 @@ cases = "cases.json"
 mod tests {
     use super::*;
 
+    /// The copy of the SDK a new WASM policy gets is the whole SDK.
+    #[test]
+    fn the_written_sdk_has_every_source_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/src");
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .expect("the SDK's sources")
+            .filter_map(|e| Some(e.ok()?.file_name().to_str()?.to_owned()))
+            .collect();
+        files.sort();
+        let mut written: Vec<&str> = SDK_SOURCES.iter().map(|(name, _)| *name).collect();
+        written.sort();
+        assert_eq!(files, written);
+    }
+
     /// The copy of the SDK a new WASM policy gets needs what the SDK needs.
     #[test]
     fn the_written_sdk_has_the_sdks_dependencies() {
