@@ -207,12 +207,25 @@ fn policy_test_checks_scores_fallbacks_and_history_and_explains() {
          "history": {scored[0]["id"].as_str().unwrap(): {"shown_at_ms": [1_699_913_600_000u64]}},
          "expect": {"actions": scored}}
     ]);
+    // More failing calls than would open a server's breaker: each case
+    // still runs its policy (and --bench runs each many times).
+    let mut cases = cases.as_array().unwrap().clone();
+    for i in 0..4 {
+        cases.push(
+            json!({"name": format!("falls back again, {i}"), "request": {"customer_id": "thrower"},
+            "expect": {"fallback": "trap"}}),
+        );
+    }
     std::fs::write(
         dir.path().join("cases.json"),
         serde_json::to_string(&cases).unwrap(),
     )
     .unwrap();
-    let output = moment(dir.path(), &["policy", "test", "--explain"], None);
+    let output = moment(
+        dir.path(),
+        &["policy", "test", "--explain", "--bench"],
+        None,
+    );
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(text.contains("ok    scores within a tolerance"), "{text}");
@@ -221,7 +234,8 @@ fn policy_test_checks_scores_fallbacks_and_history_and_explains() {
     assert!(text.contains("ok    falls back with its reason"), "{text}");
     assert!(text.contains("FAIL  shown yesterday"), "{text}");
     assert!(text.contains("returned #1"), "{text}");
-    assert!(text.contains("4 cases: 2 passed, 2 failed"), "{text}");
+    assert!(text.contains("ok    falls back again, 3"), "{text}");
+    assert!(text.contains("8 cases: 6 passed, 2 failed"), "{text}");
 }
 
 #[test]
@@ -482,7 +496,7 @@ async fn errors_say_what_to_do_and_exit_codes_say_what_kind() {
     let unknown = moment(at, &["policy", "list"], Some((&server, "mk_editor_nope")));
     assert_eq!(unknown.status.code(), Some(1));
     assert!(
-        stderr(&unknown).contains("set MOMENT_KEY to an editor key"),
+        stderr(&unknown).contains("use an editor key of your tenant"),
         "{}",
         stderr(&unknown)
     );

@@ -149,3 +149,132 @@ async fn modules_outside_the_abi_are_refused_at_upload() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_module_uploads_as_a_multipart_form_and_a_bad_form_changes_nothing() {
+    let server = Server::start();
+    let keys = server.tenant("acme").await;
+    let bundle: Value = serde_json::from_str(KIOSK_BASKET_BUNDLE).unwrap();
+    let url = server.url("/v1/policies/kiosk/versions");
+    let send = |form: reqwest::multipart::Form, key: &str| {
+        server
+            .client
+            .post(&url)
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+    };
+    let module =
+        || reqwest::multipart::Part::bytes(KIOSK_BASKET_WASM.to_vec()).file_name("policy.wasm");
+    let form = |bundle: String| {
+        reqwest::multipart::Form::new()
+            .part("module", module())
+            .text("bundle", bundle)
+    };
+    let good =
+        json!({"catalog": bundle["catalog"], "fallback": bundle["fallback"], "activate": true});
+
+    // The decide key may not upload; a form without its module, with an
+    // unknown part or a bad bundle is refused saying what to send.
+    // (A small form: the 403 is answered before a body is read.)
+    let small = reqwest::multipart::Form::new().text("bundle", good.to_string());
+    let refused = send(small, &keys.decide).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let no_module = reqwest::multipart::Form::new().text("bundle", good.to_string());
+    let body = expect(
+        send(no_module, &keys.editor).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("`module`"),
+        "{body}"
+    );
+    let extra = form(good.to_string()).text("source", "fn decide(ctx) { [] }");
+    let body = expect(
+        send(extra, &keys.editor).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("\"source\""),
+        "{body}"
+    );
+    let bad_bundle = form(json!({"catalog": [], "engine": "wasm"}).to_string());
+    let body = expect(
+        send(bad_bundle, &keys.editor).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("`bundle`"),
+        "{body}"
+    );
+    let garbage = reqwest::multipart::Form::new()
+        .part(
+            "module",
+            reqwest::multipart::Part::bytes(b"not wasm".to_vec()),
+        )
+        .text("bundle", good.to_string());
+    expect(
+        send(garbage, &keys.editor).await.unwrap(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let text = server
+        .client
+        .post(&url)
+        .bearer_auth(&keys.editor)
+        .header("Content-Type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    let body = expect(text, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("multipart/form-data"),
+        "{body}"
+    );
+    let cut = server
+        .client
+        .post(&url)
+        .bearer_auth(&keys.editor)
+        .header("Content-Type", "multipart/form-data; boundary=x")
+        .body("--x\r\nContent-Disposition: form-data; name=\"module\"\r\n\r\nabc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cut.status(), StatusCode::BAD_REQUEST);
+    let listed = server
+        .get("/v1/policies", &keys.editor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect(listed, StatusCode::OK).await, json!([]));
+
+    // The module itself, beside its bundle: live, and deciding as in JSON.
+    let created = expect(
+        send(form(good.to_string()), &keys.editor).await.unwrap(),
+        StatusCode::CREATED,
+    )
+    .await;
+    assert_eq!(
+        created,
+        json!({"name": "kiosk", "version": 1, "active": true})
+    );
+    let stored = server
+        .get("/v1/policies/kiosk/versions/1", &keys.editor)
+        .send()
+        .await
+        .unwrap();
+    let stored = expect(stored, StatusCode::OK).await;
+    assert_eq!(stored["wasm"]["size_bytes"], KIOSK_BASKET_WASM.len());
+    let case = &serde_json::from_str::<Value>(KIOSK_BASKET_CASES).unwrap()[0];
+    let decided = server
+        .decide_ok(&keys.decide, &request(case, "kiosk"))
+        .await;
+    assert_eq!(json!(ids(&decided)), case["expect"]);
+}

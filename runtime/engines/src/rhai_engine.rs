@@ -51,13 +51,25 @@ enum Stopped {
     Memory,
 }
 
+/// The Rhai call running on a thread: its budget, and what the progress
+/// hook saw. One thread-local, so the hook reads it once per operation.
+struct Running {
+    /// Budget of the call, if one is running.
+    budget: Cell<Option<Budget>>,
+    /// Set by the progress hook when it stops the call.
+    stopped: Cell<Option<Stopped>>,
+    /// Operations the call has performed so far.
+    operations: Cell<u64>,
+}
+
 thread_local! {
-    /// Budget of the Rhai call running on this thread, if any.
-    static BUDGET: Cell<Option<Budget>> = const { Cell::new(None) };
-    /// Set by the progress hook when it stops a call.
-    static STOPPED: Cell<Option<Stopped>> = const { Cell::new(None) };
-    /// Operations the call running on this thread has performed so far.
-    static OPERATIONS: Cell<u64> = const { Cell::new(0) };
+    static RUNNING: Running = const {
+        Running {
+            budget: Cell::new(None),
+            stopped: Cell::new(None),
+            operations: Cell::new(0),
+        }
+    };
 }
 
 /// A compiled script.
@@ -94,8 +106,10 @@ impl RhaiEngine {
                 // The per-call budget (a tenant's may be tighter than the
                 // engine-wide ceiling): the heap after every operation, the
                 // operations and the clock every 256.
-                let budget = BUDGET.with(Cell::get)?;
-                OPERATIONS.with(|o| o.set(ops));
+                let budget = RUNNING.with(|running| {
+                    running.operations.set(ops);
+                    running.budget.get()
+                })?;
                 let stopped = if memory::live_bytes() - budget.heap_base > budget.max_heap {
                     Stopped::Memory
                 } else if ops % CLOCK_EVERY_OPS != 0 {
@@ -107,7 +121,7 @@ impl RhaiEngine {
                 } else {
                     return None;
                 };
-                STOPPED.with(|s| s.set(Some(stopped)));
+                RUNNING.with(|running| running.stopped.set(Some(stopped)));
                 Some(Dynamic::UNIT)
             });
         engine.register_fn("priority", priority);
@@ -158,9 +172,11 @@ impl RhaiEngine {
             heap_base: memory::live_bytes(),
             max_heap: isize::try_from(limits.rhai_max_memory_bytes).unwrap_or(isize::MAX),
         };
-        BUDGET.with(|b| b.set(Some(budget)));
-        STOPPED.with(|s| s.set(None));
-        OPERATIONS.with(|o| o.set(0));
+        RUNNING.with(|running| {
+            running.budget.set(Some(budget));
+            running.stopped.set(None);
+            running.operations.set(0);
+        });
         let result = self.engine.call_fn_with_options::<Dynamic>(
             options,
             &mut scope,
@@ -168,9 +184,11 @@ impl RhaiEngine {
             "decide",
             (ctx,),
         );
-        BUDGET.with(|b| b.set(None));
-        let stopped = STOPPED.with(Cell::take);
-        *operations = OPERATIONS.with(Cell::take);
+        let stopped = RUNNING.with(|running| {
+            running.budget.set(None);
+            *operations = running.operations.take();
+            running.stopped.take()
+        });
         result
             .map_err(|e| classify(&e, stopped))
             .and_then(decode_output)
@@ -203,7 +221,7 @@ fn pad(
     if cap > 0 && len > cap {
         return Err(too_large("Size of array"));
     }
-    if let Some(budget) = BUDGET.with(Cell::get) {
+    if let Some(budget) = RUNNING.with(|running| running.budget.get()) {
         let free = budget.max_heap - (memory::live_bytes() - budget.heap_base);
         let copies = (len - array.len()).saturating_mul(heap_bytes(&item));
         if isize::try_from(copies).map_or(true, |c| c > free) {

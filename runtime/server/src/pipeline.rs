@@ -362,6 +362,29 @@ pub fn decide(
     )
 }
 
+/// Runs `policy` for a checked request as a try: like [`decide`] without
+/// experiments, but past no breaker (every call runs, and a failure does
+/// not count towards pausing the version) and counted as a try. What
+/// `moment policy test` runs each case through.
+pub fn trial(
+    engines: &Engines,
+    subject: &Subject<'_>,
+    policy: &Arc<LoadedPolicy>,
+    request: &DecideRequest,
+    limit: usize,
+) -> Decision {
+    decision(
+        engines,
+        subject,
+        policy,
+        &[],
+        request,
+        limit,
+        None,
+        Purpose::Try,
+    )
+}
+
 /// [`decide`]; with `skip`, the policy is not run and the fallback is
 /// served for that reason.
 #[allow(clippy::too_many_arguments)]

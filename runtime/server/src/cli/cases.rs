@@ -119,6 +119,7 @@ pub struct Expect {
 
 /// One expected action.
 #[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct Expected {
     /// Action id.
     pub id: String,

@@ -1,8 +1,11 @@
 //! The CLI's client for a running server: where it is, which key to use,
 //! and failures that say what to do.
 //!
-//! The server and key come from `--url`/`--key` (or `MOMENT_URL` and
-//! `MOMENT_KEY`), else from a profile in the profiles file:
+//! The server and key come from `--url` and `--key`; then from the profile
+//! `--profile` (or `MOMENT_PROFILE`) names; else from `MOMENT_URL` and
+//! `MOMENT_KEY`; else from the `[default]` profile of the profiles file
+//! (`$MOMENT_PROFILES`, else `$XDG_CONFIG_HOME/moment/profiles.toml`, else
+//! `~/.config/moment/profiles.toml`):
 //!
 //! ```toml
 //! # ~/.config/moment/profiles.toml (or $MOMENT_PROFILES)
@@ -55,30 +58,30 @@ pub struct Client {
 }
 
 impl Client {
-    /// The server and key `remote` names.
+    /// The server and key `remote` names (see [`Remote`] for the order).
     pub fn connect(remote: &Remote) -> Result<Self, Failure> {
-        let profile = match (&remote.url, &remote.key) {
-            (Some(_), Some(_)) => None,
-            _ => profile(&remote.profile)?,
+        let (url, key) = match &remote.profile {
+            Some(name) => {
+                let profile = profile(name)?.ok_or_else(|| {
+                    Failure::Setup(format!(
+                        "there is no profile [{name}] in {}",
+                        shown_profiles_path()
+                    ))
+                })?;
+                (profile.url, profile.key)
+            }
+            None => match (env("MOMENT_URL"), env("MOMENT_KEY")) {
+                (None, None) => profile("default")?.map_or((None, None), |p| (p.url, p.key)),
+                from_env => from_env,
+            },
         };
-        let from_profile =
-            |pick: fn(&Profile) -> Option<&String>| profile.as_ref().and_then(|p| pick(p).cloned());
-        let url = remote
-            .url
-            .clone()
-            .or_else(|| from_profile(|p| p.url.as_ref()));
-        let key = remote
-            .key
-            .clone()
-            .or_else(|| from_profile(|p| p.key.as_ref()));
-        let (Some(url), Some(key)) = (url, key) else {
+        let (Some(url), Some(key)) = (remote.url.clone().or(url), remote.key.clone().or(key))
+        else {
             return Err(Failure::Setup(format!(
-                "no server to talk to: set MOMENT_URL (say http://127.0.0.1:8080) and MOMENT_KEY \
-                 (an editor key of your tenant), or add them to the [{}] profile in {}",
-                remote.profile,
-                profiles_path().map_or("~/.config/moment/profiles.toml".into(), |p| p
-                    .display()
-                    .to_string())
+                "no server or no key: set MOMENT_URL (say http://127.0.0.1:8080) and MOMENT_KEY \
+                 (an editor key of your tenant), pass --url and --key, or add a [default] \
+                 profile with `url` and `key` to {}",
+                shown_profiles_path()
             )));
         };
         if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -162,7 +165,8 @@ impl Client {
     ) -> Result<Result<T, Refusal>, Failure> {
         let response = request.bearer_auth(&self.key).send().await.map_err(|e| {
             Failure::Server(format!(
-                "cannot reach {}: {}; is the server running there? (MOMENT_URL)",
+                "cannot reach {}: {}; is the server running there? \
+                 (the URL comes from --url, a profile or MOMENT_URL)",
                 self.base,
                 root_cause(&e)
             ))
@@ -206,7 +210,8 @@ impl Client {
         let Refusal { status, detail } = refusal;
         Failure::Failed(match status {
             401 => format!(
-                "{} does not know this key ({detail}); set MOMENT_KEY to an editor key of your tenant",
+                "{} does not know this key ({detail}); use an editor key of your tenant \
+                 (--key, a profile's `key` or MOMENT_KEY)",
                 self.base
             ),
             403 => format!("this key may not do that ({detail}); use an editor or admin key"),
@@ -235,6 +240,19 @@ fn profiles_path() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
     Some(config.join("moment/profiles.toml"))
+}
+
+/// A variable's value, when set and not empty.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The profiles file's path, for messages.
+fn shown_profiles_path() -> String {
+    profiles_path().map_or_else(
+        || "~/.config/moment/profiles.toml".to_owned(),
+        |p| p.display().to_string(),
+    )
 }
 
 /// The named profile, if the profiles file has it.

@@ -56,20 +56,23 @@ pub struct Output {
     pub json: bool,
 }
 
-/// Which server the remote commands talk to.
+/// Which server the remote commands talk to, and with which key: `--url`
+/// and `--key` first; then the profile `--profile` (or `MOMENT_PROFILE`)
+/// names; else `MOMENT_URL` and `MOMENT_KEY`; else the `[default]` profile
+/// ([`client`] has the profiles file).
 #[derive(Args, Clone, Debug, Default)]
 pub struct Remote {
-    /// The server's base URL.
-    #[arg(long, env = "MOMENT_URL")]
+    /// The server's base URL (else the profile's, or MOMENT_URL).
+    #[arg(long)]
     pub url: Option<String>,
-    /// An API key of your tenant (editor, or admin; `moment decide` also
-    /// takes a decide key).
-    #[arg(long, env = "MOMENT_KEY", hide_env_values = true)]
+    /// An API key of your tenant (else the profile's, or MOMENT_KEY): an
+    /// editor or admin key; `moment decide` also takes a decide key.
+    #[arg(long)]
     pub key: Option<String>,
-    /// A profile from the profiles file (`$MOMENT_PROFILES`, else
-    /// `~/.config/moment/profiles.toml`): `[NAME]` with `url` and `key`.
-    #[arg(long, env = "MOMENT_PROFILE", default_value = "default")]
-    pub profile: String,
+    /// A profile of the profiles file ($MOMENT_PROFILES, else
+    /// ~/.config/moment/profiles.toml): `[NAME]` with `url` and `key`.
+    #[arg(long, env = "MOMENT_PROFILE")]
+    pub profile: Option<String>,
 }
 
 /// Working on policies.

@@ -16,7 +16,7 @@ use super::project::{Build, MANIFEST, Manifest, Project, pointed};
 use super::testing::explained;
 use super::{Failure, Output, Remote, print_json, read_text, shown, write};
 use crate::http::experiments::Results;
-use crate::http::policies::{PolicyDetail, PolicyRow, VersionCreated, VersionDetail};
+use crate::http::policies::{PolicyDetail, PolicyRow, VersionCreated, VersionDetail, WasmModule};
 
 /// `moment policy push [DIR]`.
 #[derive(Args, Debug)]
@@ -235,11 +235,7 @@ pub async fn push(args: PushArgs) -> Result<(), Failure> {
     };
     let created = created.map_err(|refusal| explain_refusal(&client, &project, refusal))?;
     let now = Sides {
-        code: code_text(
-            project.manifest.engine,
-            Some(&String::from_utf8_lossy(&code)),
-            &code,
-        ),
+        code: code_text(project.manifest.engine, &code),
         catalog: catalog_text(&catalog),
         fallback: fallback.join("\n"),
     };
@@ -357,11 +353,8 @@ impl Sides {
 
 fn sides(version: &VersionDetail) -> Sides {
     let code = match (&version.source, &version.wasm) {
-        (Some(source), _) => source.clone() + if source.ends_with('\n') { "" } else { "\n" },
-        (None, Some(wasm)) => format!(
-            "WebAssembly module: {} bytes, SHA-256 {}\n",
-            wasm.size_bytes, wasm.sha256
-        ),
+        (Some(source), _) => with_newline(source),
+        (None, Some(wasm)) => wasm.summary(),
         (None, None) => String::new(),
     };
     Sides {
@@ -371,18 +364,19 @@ fn sides(version: &VersionDetail) -> Sides {
     }
 }
 
-/// The code as compared: Rhai source, or a WASM module's size and hash.
-fn code_text(engine: EngineKind, source: Option<&str>, code: &[u8]) -> String {
-    use sha2::Digest;
-    match (engine, source) {
-        (EngineKind::Rhai, Some(source)) => {
-            source.to_owned() + if source.ends_with('\n') { "" } else { "\n" }
-        }
-        _ => format!(
-            "WebAssembly module: {} bytes, SHA-256 {}\n",
-            code.len(),
-            hex::encode(sha2::Sha256::digest(code))
-        ),
+/// Local code as compared: the Rhai source, or the module's size and hash.
+fn code_text(engine: EngineKind, code: &[u8]) -> String {
+    match engine {
+        EngineKind::Rhai => with_newline(&String::from_utf8_lossy(code)),
+        EngineKind::Wasm => WasmModule::of(code, false).summary(),
+    }
+}
+
+/// `text`, ending in a newline (so that a last line diffs like the others).
+fn with_newline(text: &str) -> String {
+    match text.ends_with('\n') {
+        true => text.to_owned(),
+        false => format!("{text}\n"),
     }
 }
 
@@ -411,15 +405,6 @@ pub async fn pull(args: PullArgs) -> Result<(), Failure> {
             args.name
         ))
         .await?;
-    let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
-    if dir.exists() {
-        return Err(Failure::Setup(format!(
-            "{} exists already; choose another --dir",
-            dir.display()
-        )));
-    }
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Failure::Setup(format!("cannot create {}: {e}", dir.display())))?;
     let mut manifest = Manifest {
         point: detail.name.clone(),
         engine: detail.engine,
@@ -432,10 +417,11 @@ pub async fn pull(args: PullArgs) -> Result<(), Failure> {
         stages: None,
         limits: Default::default(),
     };
-    match (&detail.source, &detail.wasm) {
+    // Everything is read and checked before the directory is made.
+    let code: (&str, Vec<u8>) = match (&detail.source, &detail.wasm) {
         (Some(source), _) => {
-            write(&dir.join("policy.rhai"), source)?;
             manifest.source = Some("policy.rhai".into());
+            ("policy.rhai", source.clone().into_bytes())
         }
         (None, Some(wasm)) => {
             let bytes = wasm
@@ -445,22 +431,38 @@ pub async fn pull(args: PullArgs) -> Result<(), Failure> {
                 .transpose()
                 .map_err(|e| Failure::Server(format!("the module is not valid base64: {e}")))?
                 .ok_or_else(|| Failure::Server("the server sent no module".to_owned()))?;
-            write(&dir.join("policy.wasm"), bytes)?;
             manifest.module = Some("policy.wasm".into());
+            ("policy.wasm", bytes)
         }
         (None, None) => return Err(Failure::Server("the version has no code".to_owned())),
-    }
-    write(&dir.join("catalog.json"), catalog_text(&detail.catalog))?;
+    };
     let toml = toml::to_string(&manifest)
         .map_err(|e| Failure::Setup(format!("moment.toml could not be written: {e}")))?;
-    write(
-        &dir.join(MANIFEST),
-        format!(
-            "# {} version {version}, pulled from {}.\n# Add test cases (`cases = \"cases.json\"`) before changing it.\n{toml}",
-            detail.name,
-            client.base()
+    let files = [
+        (code.0, code.1),
+        ("catalog.json", catalog_text(&detail.catalog).into_bytes()),
+        (
+            MANIFEST,
+            format!(
+                "# {} version {version}, pulled from {}.\n# Add test cases (`cases = \"cases.json\"`) before changing it.\n{toml}",
+                detail.name,
+                client.base()
+            )
+            .into_bytes(),
         ),
-    )?;
+    ];
+    let dir = args.dir.unwrap_or_else(|| PathBuf::from(&args.name));
+    if dir.exists() {
+        return Err(Failure::Setup(format!(
+            "{} exists already; choose another --dir",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Failure::Setup(format!("cannot create {}: {e}", dir.display())))?;
+    for (name, bytes) in files {
+        write(&dir.join(name), bytes)?;
+    }
     println!(
         "wrote {} version {version} ({}) to {}",
         detail.name,
@@ -527,7 +529,7 @@ pub async fn list(args: ListArgs) -> Result<(), Failure> {
                 vec![
                     v.version.to_string(),
                     v.engine.as_str().to_owned(),
-                    when(v.created_at_ms),
+                    crate::console::view::when(v.created_at_ms),
                     v.created_by.clone(),
                     if v.active { "live" } else { "" }.to_owned(),
                 ]
@@ -798,13 +800,6 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) {
     for row in &rows {
         line(row.iter().map(String::as_str).collect());
     }
-}
-
-/// A time in ms since the epoch, as an HTTP date.
-fn when(ms: i64) -> String {
-    let at =
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0));
-    httpdate::fmt_http_date(at)
 }
 
 #[cfg(test)]

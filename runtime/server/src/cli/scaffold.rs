@@ -91,6 +91,7 @@ pub fn new(args: NewArgs) -> Result<(), Failure> {
         )));
     }
     let fill = |text: &str| text.replace("{name}", &args.name);
+    let fill_crate = |text: &str| text.replace("{name}", &crate_name(&args.name));
     let files: Vec<(PathBuf, String)> = match args.engine {
         Engine::Rhai => vec![
             (
@@ -112,7 +113,7 @@ pub fn new(args: NewArgs) -> Result<(), Failure> {
                 ),
                 (
                     "Cargo.toml".into(),
-                    fill(CARGO_TOML).replace("{sdk}", &sdk.display().to_string()),
+                    fill_crate(CARGO_TOML).replace("{sdk}", &sdk.display().to_string()),
                 ),
                 ("src/lib.rs".into(), fill(LIB_RS)),
                 (".gitignore".into(), GITIGNORE.to_owned()),
@@ -151,6 +152,16 @@ pub fn new(args: NewArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A cargo package name for decision point `point`: points may hold `.`
+/// and start with a digit, package names may not.
+fn crate_name(point: &str) -> String {
+    let name = point.replace('.', "-");
+    match name.starts_with(|c: char| c.is_ascii_digit()) {
+        true => format!("policy-{name}"),
+        false => name,
+    }
+}
+
 /// The new policy's `moment.toml`.
 fn manifest(name: &str, engine: &str, code: &str) -> String {
     format!(
@@ -180,6 +191,13 @@ cases = "cases.json"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_point_gets_a_package_name_cargo_takes() {
+        assert_eq!(crate_name("offers"), "offers");
+        assert_eq!(crate_name("offers.v2"), "offers-v2");
+        assert_eq!(crate_name("2fa_help"), "policy-2fa_help");
+    }
 
     /// The copy of the SDK a new WASM policy gets is the whole SDK.
     #[test]

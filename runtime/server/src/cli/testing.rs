@@ -249,8 +249,9 @@ impl Runner {
             now_ms,
             limits: &self.limits,
         };
-        let decide =
-            || pipeline::decide(&self.engines, &subject, &self.policy, &[], &request, limit);
+        // As a try: a case that makes the policy fail must not pause it for
+        // the cases after it.
+        let decide = || pipeline::trial(&self.engines, &subject, &self.policy, &request, limit);
         let decision = decide();
         let failed = decision
             .failed

@@ -30,8 +30,9 @@ pub fn build(dir: &Path) -> Result<PathBuf, Failure> {
         )));
     }
     check_target(dir)?;
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
+    // `cargo` and `rustc` from PATH: with rustup, the toolchain the crate's
+    // directory selects, the same for the check above and the build.
+    let output = Command::new("cargo")
         .current_dir(dir)
         .args(["build", "--release", "--lib", "--target", TARGET])
         .args(["--message-format", "json-render-diagnostics"])
@@ -64,13 +65,19 @@ pub fn build(dir: &Path) -> Result<PathBuf, Failure> {
 /// Refuses to build when the toolchain that would build `dir` lacks the
 /// wasm32 standard library, saying how to add it.
 fn check_target(dir: &Path) -> Result<(), Failure> {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let sysroot = Command::new(rustc)
+    let asked = Command::new("rustc")
         .current_dir(dir)
         .args(["--print", "sysroot"])
         .output()
         .map_err(|e| Failure::Setup(format!("cannot run rustc to build the policy: {e}")))?;
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if !asked.status.success() {
+        return Err(Failure::Setup(format!(
+            "rustc failed in {}: {}",
+            shown(dir).display(),
+            String::from_utf8_lossy(&asked.stderr).trim()
+        )));
+    }
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&asked.stdout).trim());
     match sysroot.join("lib/rustlib").join(TARGET).is_dir() {
         true => Ok(()),
         false => Err(Failure::Setup(format!(

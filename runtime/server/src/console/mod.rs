@@ -17,7 +17,7 @@ mod keys;
 mod overview;
 mod policies;
 pub mod session;
-mod view;
+pub(crate) mod view;
 
 use askama::Template;
 use axum::Form;

@@ -858,7 +858,7 @@ async fn diff(
     );
     let code = |v: &StoredView| match (&v.source, &v.wasm) {
         (Some(source), _) => source.clone(),
-        (None, Some((size, hash))) => format!("WebAssembly module, {size} bytes, SHA-256 {hash}\n"),
+        (None, Some((size, hash))) => crate::http::policies::module_line(*size, hash),
         (None, None) => String::new(),
     };
     let catalog =

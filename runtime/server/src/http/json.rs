@@ -53,7 +53,7 @@ where
 }
 
 /// `application/json`, or another `application/…+json` type.
-fn json_content_type(headers: &HeaderMap) -> bool {
+pub fn json_content_type(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -109,8 +109,10 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
         .route("/v1/decide", post(decide::decide))
         .route("/v1/outcomes", post(outcomes::record))
         .layer(cors);
+    // Routes that carry policy code: a version, or a draft to try.
     let uploads = Router::new()
         .route("/v1/policies/{name}/versions", post(policies::upload))
+        .route("/v1/policies/{name}/try", post(tries::try_policy))
         .layer(DefaultBodyLimit::max(limits.upload_bytes));
 
     Router::new()
@@ -127,7 +129,6 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
             get(policies::version),
         )
         .route("/v1/policies/{name}/activate", post(policies::activate))
-        .route("/v1/policies/{name}/try", post(tries::try_policy))
         .route(
             "/v1/customers/{id}",
             get(customers::show).patch(customers::patch),

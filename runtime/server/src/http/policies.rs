@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::auth::Editor;
 use super::error::ApiError;
-use super::json::ApiJson;
+use super::json::{ApiJson, json_content_type};
 use crate::registry::Registry;
 use crate::service::{NewPolicy, PolicyUpload, Service};
 use moment_core::call::Limits;
@@ -136,6 +136,27 @@ pub struct WasmModule {
     pub base64: Option<String>,
 }
 
+impl WasmModule {
+    /// The size and SHA-256 of `code`; the module itself with `include`.
+    pub fn of(code: &[u8], include: bool) -> Self {
+        Self {
+            size_bytes: code.len(),
+            sha256: hex::encode(Sha256::digest(code)),
+            base64: include.then(|| BASE64.encode(code)),
+        }
+    }
+
+    /// The module as one line of text, for diffs: its size and hash.
+    pub fn summary(&self) -> String {
+        module_line(self.size_bytes, &self.sha256)
+    }
+}
+
+/// A WebAssembly module as one line of text, for diffs.
+pub fn module_line(size_bytes: usize, sha256: &str) -> String {
+    format!("WebAssembly module, {size_bytes} bytes, SHA-256 {sha256}\n")
+}
+
 /// The limits one policy call runs under.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunLimits {
@@ -227,20 +248,22 @@ pub async fn upload(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
-    let new: NewPolicy = match multipart {
-        true => {
-            module_upload(Multipart::from_request(request, &()).await.map_err(|e| {
-                ApiError::new(
-                    e.status(),
-                    format!("the form could not be read: {}", e.body_text()),
-                )
-            })?)
-            .await?
-        }
-        false => ApiJson::<PolicyUpload>::from_request(request, &())
+    let new: NewPolicy = if multipart {
+        let form = Multipart::from_request(request, &())
+            .await
+            .map_err(|e| unreadable(e.status(), e.body_text()))?;
+        module_upload(form).await?
+    } else if json_content_type(request.headers()) {
+        ApiJson::<PolicyUpload>::from_request(request, &())
             .await?
             .0
-            .try_into()?,
+            .try_into()?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the version as JSON (`Content-Type: application/json`) or, for a WASM \
+             module, as `multipart/form-data` with `module` and `bundle` parts",
+        ));
     };
     let active = new.activate;
     let version = service
@@ -256,19 +279,26 @@ pub async fn upload(
     ))
 }
 
+/// A form that could not be read: 413 past the route's body limit, else
+/// 400 (a malformed form, a body cut off or too slow to arrive).
+fn unreadable(status: StatusCode, why: String) -> ApiError {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the upload is larger than this route accepts",
+        ),
+        _ => ApiError::bad_request(format!("the form could not be read: {why}")),
+    }
+}
+
 /// Reads a [`ModuleUpload`] form.
 async fn module_upload(mut form: Multipart) -> Result<NewPolicy, ApiError> {
-    let unreadable = |e: MultipartError| {
-        ApiError::new(
-            e.status(),
-            format!("the form could not be read: {}", e.body_text()),
-        )
-    };
+    let failed = |e: MultipartError| unreadable(e.status(), e.body_text());
     let (mut module, mut bundle) = (None, None);
-    while let Some(field) = form.next_field().await.map_err(unreadable)? {
+    while let Some(field) = form.next_field().await.map_err(failed)? {
         match field.name().unwrap_or_default() {
-            "module" => module = Some(field.bytes().await.map_err(unreadable)?),
-            "bundle" => bundle = Some(field.bytes().await.map_err(unreadable)?),
+            "module" => module = Some(field.bytes().await.map_err(failed)?),
+            "bundle" => bundle = Some(field.bytes().await.map_err(failed)?),
             other => {
                 return Err(ApiError::unprocessable(format!(
                     "the form has a part {other:?}; it takes `module` (the .wasm file) and `bundle` (JSON)"
@@ -406,14 +436,7 @@ pub async fn version(
             Some(String::from_utf8_lossy(&stored.code).into_owned()),
             None,
         ),
-        EngineKind::Wasm => (
-            None,
-            Some(WasmModule {
-                size_bytes: stored.code.len(),
-                sha256: hex::encode(Sha256::digest(&stored.code)),
-                base64: include_wasm.then(|| BASE64.encode(&stored.code)),
-            }),
-        ),
+        EngineKind::Wasm => (None, Some(WasmModule::of(&stored.code, include_wasm))),
     };
     let limits = engines
         .limits()
