@@ -461,9 +461,10 @@ fn decision(
         (None, Admit::Open) => Err(PolicyError::CircuitOpen),
         (None, Admit::Run) if purpose == Purpose::Try => run(),
         (None, Admit::Run) => {
-            let started = Instant::now();
             let outcome = run();
-            telemetry::policy_call(engine, started.elapsed());
+            if let Some(spent) = spent {
+                telemetry::policy_call(engine, spent.elapsed);
+            }
             let ran = match outcome {
                 Ok(_) => Ran::Ranked,
                 Err(_) => Ran::Failed,

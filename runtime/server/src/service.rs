@@ -693,7 +693,8 @@ fn code_of(upload: &PolicyUpload) -> Result<Vec<u8>, ServiceError> {
     }
 }
 
-fn compile_detail(engine: EngineKind, err: &CompileError) -> String {
+/// What an upload whose code does not compile is told.
+pub fn compile_detail(engine: EngineKind, err: &CompileError) -> String {
     match engine {
         EngineKind::Rhai => format!("the Rhai source does not compile: {err}"),
         EngineKind::Wasm => format!("the WebAssembly module is not accepted: {err}"),

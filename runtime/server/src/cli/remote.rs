@@ -610,11 +610,12 @@ impl Moment {
 /// Runs `moment decide`.
 pub async fn decide(args: DecideArgs) -> Result<(), Failure> {
     let client = Client::connect(&args.remote)?;
+    if args.moment.customer.is_none() {
+        return Err(Failure::Setup(
+            "moment decide needs --customer, the customer to decide for".to_owned(),
+        ));
+    }
     let mut body = args.moment.fields()?;
-    let customer = args.moment.customer.clone().ok_or_else(|| {
-        Failure::Setup("moment decide needs --customer, the customer to decide for".to_owned())
-    })?;
-    body.insert("customer_id".into(), Value::String(customer));
     body.insert("point".into(), Value::String(args.point.clone()));
     body.insert("explain".into(), Value::Bool(args.explain));
     let answer: DecideResponse = client.post("/v1/decide", &body).await?;

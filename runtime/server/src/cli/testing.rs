@@ -21,7 +21,9 @@ use super::cases::{self, Case, DEFAULT_NOW_MS, Got};
 use super::project::{Build, Project, parse_file, pointed};
 use super::{Failure, Output, print_json, read_text, shown};
 use crate::pipeline::{self, Decision};
-use crate::registry::{LoadedPolicy, Tenant, TenantSettings, default_stages};
+use crate::registry::{LoadedPolicy, default_stages};
+use crate::service::compile_detail;
+use moment_targeting::SavedGroups;
 
 /// `moment policy test [DIR]`.
 #[derive(Args, Debug)]
@@ -109,9 +111,12 @@ struct Runner {
     engines: Engines,
     policy: Arc<LoadedPolicy>,
     tenant_name: Name,
-    tenant: Tenant,
+    /// A manifest names no saved groups: conditions see none.
+    groups: SavedGroups,
     stages: Vec<String>,
     limits: Limits,
+    /// Whether decisions are explained (`--explain`).
+    explain: bool,
 }
 
 /// Runs `moment policy test`.
@@ -123,7 +128,7 @@ pub fn test(args: TestArgs) -> Result<(), Failure> {
         false => Build::Crate,
     };
     let code = project.code(build)?;
-    let runner = Runner::new(&project, bundle, &code)?;
+    let runner = Runner::new(&project, bundle, &code, args.explain)?;
     let mut report = Report {
         point: project.point.to_string(),
         engine: project.manifest.engine,
@@ -145,9 +150,6 @@ pub fn test(args: TestArgs) -> Result<(), Failure> {
             }
             let mut result = runner.case(&case, args.bench);
             result.file = shown(file).display().to_string();
-            if !args.explain {
-                result.explain = None;
-            }
             match result.passed {
                 true => report.passed += 1,
                 false => report.failed += 1,
@@ -175,7 +177,7 @@ pub fn test(args: TestArgs) -> Result<(), Failure> {
 }
 
 impl Runner {
-    fn new(project: &Project, bundle: Bundle, code: &[u8]) -> Result<Self, Failure> {
+    fn new(project: &Project, bundle: Bundle, code: &[u8], explain: bool) -> Result<Self, Failure> {
         let defaults = Limits::default();
         let own = &project.manifest.limits;
         defaults.check(own).map_err(|e| {
@@ -201,21 +203,18 @@ impl Runner {
             program,
             breaker: Breaker::default(),
         });
-        let settings = TenantSettings {
-            limits: own.clone(),
-            ..TenantSettings::default()
-        };
         Ok(Self {
             engines,
             policy,
             tenant_name: project.point.clone(),
-            tenant: Tenant::new(settings),
+            groups: SavedGroups::default(),
             stages: project
                 .manifest
                 .stages
                 .clone()
                 .unwrap_or_else(default_stages),
             limits,
+            explain,
         })
     }
 
@@ -232,7 +231,7 @@ impl Runner {
             explain: None,
             bench: None,
         };
-        let (request, limit) = match self.request(case) {
+        let (request, limit) = match self.request(case, self.explain) {
             Ok(checked) => checked,
             Err(problem) => {
                 report.problems.push(problem);
@@ -243,7 +242,7 @@ impl Runner {
         let profile = case.profile(now_ms).map(Arc::new);
         let subject = Subject {
             tenant: &self.tenant_name,
-            groups: &self.tenant.groups,
+            groups: &self.groups,
             profile: profile.as_ref(),
             history_unavailable: None,
             now_ms,
@@ -251,8 +250,7 @@ impl Runner {
         };
         // As a try: a case that makes the policy fail must not pause it for
         // the cases after it.
-        let decide = || pipeline::trial(&self.engines, &subject, &self.policy, &request, limit);
-        let decision = decide();
+        let decision = pipeline::trial(&self.engines, &subject, &self.policy, &request, limit);
         let failed = decision
             .failed
             .as_ref()
@@ -285,21 +283,23 @@ impl Runner {
                 .filter_map(|a| Some((a.id.clone(), explain.get(&a.id)?.clone())))
                 .collect()
         });
-        if bench {
+        // Timed as the server decides: without explain.
+        if bench && let Ok((request, _)) = self.request(case, false) {
+            let decide = || pipeline::trial(&self.engines, &subject, &self.policy, &request, limit);
             report.bench = Some(self.bench(&decision, decide));
         }
         report
     }
 
     /// The case's request, checked as the server checks a decide request,
-    /// with `explain` on; and its limit.
-    fn request(&self, case: &Case) -> Result<(DecideRequest, usize), String> {
+    /// explained or not; and its limit.
+    fn request(&self, case: &Case, explain: bool) -> Result<(DecideRequest, usize), String> {
         let mut body = case.request.clone();
         body.insert(
             "point".to_owned(),
             Value::String(self.policy.name.to_string()),
         );
-        body.insert("explain".to_owned(), Value::Bool(true));
+        body.insert("explain".to_owned(), Value::Bool(explain));
         let request: DecideRequest = serde_json::from_value(Value::Object(body))
             .map_err(|e| format!("the case's request is not a decide request: {e}"))?;
         let limit = request
@@ -367,15 +367,10 @@ fn compile_failure(project: &Project, engine: EngineKind, error: &CompileError) 
     ) = (error, project.source_path())
         && let Ok(text) = read_text(&path)
     {
-        return Failure::Failed(format!(
-            "the Rhai source does not compile: {}",
-            pointed(&path, &text, *line, *column, message)
-        ));
+        let at = pointed(&path, &text, *line, *column, message);
+        return Failure::Failed(format!("the Rhai source does not compile: {at}"));
     }
-    Failure::Failed(match engine {
-        EngineKind::Rhai => format!("the Rhai source does not compile: {error}"),
-        EngineKind::Wasm => format!("the WebAssembly module is not accepted: {error}"),
-    })
+    Failure::Failed(compile_detail(engine, error))
 }
 
 fn print_report(report: &Report, runner: &Runner) {
