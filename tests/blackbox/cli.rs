@@ -99,6 +99,7 @@ fn policy_test_passes_on_the_reference_policies() {
         ("policies/telco-retention", 13),
         ("policies/telco-retention/moment-rhai.toml", 13),
         ("policies/kiosk-basket", 10),
+        ("policies/web-hero", 5),
     ] {
         let report = json_of(&ok(&root, &["policy", "test", path, "--json"], None));
         assert_eq!(report["failed"], 0, "{path}: {report}");

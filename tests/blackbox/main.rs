@@ -9,6 +9,8 @@ const CLUSTER: bool = false;
 mod helpers;
 
 mod bad_input;
+#[cfg(browser_tests)]
+mod browser;
 mod cli;
 mod console;
 #[cfg(browser_tests)]
@@ -29,3 +31,5 @@ mod upgrade;
 mod versions;
 mod walls;
 mod wasm;
+#[cfg(browser_tests)]
+mod web_example_browser;

@@ -290,3 +290,139 @@ async fn concurrent_decides_cannot_pass_a_cap_together() {
         .count();
     assert_eq!(shown, 2);
 }
+
+/// Browsers' beacons cannot set headers: `POST /v1/outcomes` alone takes a
+/// publishable key as `?key=` and a `text/plain` body, and nothing else does.
+#[tokio::test]
+async fn beacons_report_with_the_publishable_key_in_the_url_on_that_route_only() {
+    let server = Server::start();
+    let keys = setup(&server, json!({})).await;
+    let decision = server
+        .decide_ok(
+            &keys.decide,
+            &json!({"point": "kiosk", "customer_id": "c-b"}),
+        )
+        .await;
+    let id = decision["decision_id"].as_str().unwrap();
+    let events = json!({"events": [
+        {"decision_id": id, "action_id": "promo", "type": "click", "idempotency_key": "k-1"}
+    ]})
+    .to_string();
+    let beacon = |key: &str, content_type: &str, origin: Option<&str>| {
+        let mut request = server
+            .client
+            .post(server.url("/v1/outcomes"))
+            .query(&[("key", key)])
+            .header("Content-Type", content_type)
+            .body(events.clone());
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        request.send()
+    };
+
+    let sent = beacon(&keys.decide, "text/plain;charset=UTF-8", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        expect(sent, StatusCode::ACCEPTED).await,
+        json!({"accepted": 1, "duplicates": 0})
+    );
+    // The same beacon again (a page that hid twice) counts once.
+    let again = beacon(&keys.decide, "text/plain", None).await.unwrap();
+    assert_eq!(
+        expect(again, StatusCode::ACCEPTED).await,
+        json!({"accepted": 0, "duplicates": 1})
+    );
+
+    // Only the publishable key: an editor's or admin's key in a URL would
+    // end up in browser history and proxy logs.
+    for key in [&keys.editor, &keys.admin] {
+        let refused = expect(
+            beacon(key, "text/plain", None).await.unwrap(),
+            StatusCode::FORBIDDEN,
+        )
+        .await;
+        assert!(
+            refused["detail"]
+                .as_str()
+                .unwrap()
+                .contains("only a publishable"),
+            "{refused}"
+        );
+    }
+    expect(
+        beacon("not-a-key", "text/plain", None).await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    // A body that is not JSON is refused like any other.
+    let garbled = server
+        .client
+        .post(server.url("/v1/outcomes"))
+        .query(&[("key", keys.decide.as_str())])
+        .header("Content-Type", "text/plain")
+        .body("clicked!")
+        .send()
+        .await
+        .unwrap();
+    expect(garbled, StatusCode::BAD_REQUEST).await;
+
+    // The tenant's CORS origins still apply.
+    let patch = json!({"cors_origins": ["https://shop.example"]});
+    expect(
+        server
+            .patch("/v1/tenant", &keys.admin, &patch)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    expect(
+        beacon(&keys.decide, "text/plain", Some("https://evil.example"))
+            .await
+            .unwrap(),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    expect(
+        beacon(&keys.decide, "text/plain", Some("https://shop.example"))
+            .await
+            .unwrap(),
+        StatusCode::ACCEPTED,
+    )
+    .await;
+
+    // No other route reads a key from the URL or a text/plain body.
+    let decide_by_url = server
+        .client
+        .post(server.url("/v1/decide"))
+        .query(&[("key", keys.decide.as_str())])
+        .json(&json!({"point": "kiosk", "customer_id": "c-b"}))
+        .send()
+        .await
+        .unwrap();
+    expect(decide_by_url, StatusCode::UNAUTHORIZED).await;
+    let decide_as_text = server
+        .client
+        .post(server.url("/v1/decide"))
+        .bearer_auth(&keys.decide)
+        .header("Content-Type", "text/plain")
+        .body(json!({"point": "kiosk", "customer_id": "c-b"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    expect(decide_as_text, StatusCode::UNSUPPORTED_MEDIA_TYPE).await;
+
+    let customer = expect(
+        server
+            .get("/v1/customers/c-b", &keys.editor)
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(customer["history"]["promo"]["counts"]["click"], 1);
+}

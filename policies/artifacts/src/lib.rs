@@ -31,6 +31,13 @@ pub const TELCO_RETENTION_BUNDLE: &str = include_str!("../../telco-retention/bun
 /// the caller must get, in order, when the candidates are the whole catalog.
 pub const TELCO_RETENTION_CASES: &str = include_str!("../../telco-retention/cases.json");
 
+/// The website's hero banner policy (`policies/web-hero`) in Rhai; the demo
+/// serves it for the web example.
+pub const WEB_HERO_RHAI: &str = include_str!("../../web-hero/policy.rhai");
+
+/// The web hero policy's bundle: `{"catalog":[…],"fallback":["newsletter"]}`.
+pub const WEB_HERO_BUNDLE: &str = include_str!("../../web-hero/bundle.json");
+
 /// The kiosk basket policy (`policies/kiosk-basket`) as a WASM ABI v1 core
 /// module: exports `memory`, `moment_alloc`, `moment_decide`; no imports.
 pub const KIOSK_BASKET_WASM: &[u8] = include_bytes!("../../kiosk-basket/policy.wasm");

@@ -157,8 +157,12 @@ impl Assembled {
             // base64 grows a module by 4/3; leave room for the catalog.
             upload_bytes: settings.max_code_bytes / 3 * 4 + settings.max_body_bytes,
         };
+        let mut router = router(state, limits);
+        if settings.demo {
+            router = router.merge(crate::http::examples::router());
+        }
         Ok(Self {
-            router: router(state, limits),
+            router,
             log_writer,
             demo,
         })

@@ -26,8 +26,15 @@ struct Reference {
 }
 
 /// Call-center retention in Rhai (readable by marketers), the same policy
-/// compiled to WASM, and the kiosk basket policy in WASM.
+/// compiled to WASM, the kiosk basket policy in WASM and the website's hero
+/// banner in Rhai.
 const REFERENCES: &[Reference] = &[
+    Reference {
+        point: "web-hero",
+        engine: EngineKind::Rhai,
+        code: artifacts::WEB_HERO_RHAI.as_bytes(),
+        bundle: artifacts::WEB_HERO_BUNDLE,
+    },
     Reference {
         point: "retention-call",
         engine: EngineKind::Rhai,

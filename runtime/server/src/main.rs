@@ -112,4 +112,7 @@ fn print_demo(addr: &str, keys: &moment_server::demo::DemoKeys) {
     );
     println!("open the console and sign in with the editor or admin key:");
     println!("  http://{addr}/console");
+    println!("see an offer on a web page, and a kiosk that works offline:");
+    println!("  http://{addr}/examples/web/#key={}", keys.decide);
+    println!("  http://{addr}/examples/kiosk/#key={}", keys.decide);
 }

@@ -152,18 +152,78 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
-        let registry = Arc::<Registry>::from_ref(state);
-        let key = registry
-            .key(&KeyHash::of(token))
-            .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
-        Arc::<TenantRate>::from_ref(state).check(&key.tenant)?;
-        Ok(Caller {
-            key_id: key.id.clone(),
-            tenant: key.tenant.clone(),
-            role: key.role,
-        })
+        caller_of(bearer(parts)?, state)
     }
+}
+
+/// The caller `token` names, once its tenant's request rate allows one more.
+fn caller_of<S>(token: &str, state: &S) -> Result<Caller, ApiError>
+where
+    Arc<Registry>: FromRef<S>,
+    Arc<TenantRate>: FromRef<S>,
+{
+    let registry = Arc::<Registry>::from_ref(state);
+    let key = registry
+        .key(&KeyHash::of(token))
+        .ok_or_else(|| ApiError::unauthorized("the API key is unknown or revoked"))?;
+    Arc::<TenantRate>::from_ref(state).check(&key.tenant)?;
+    Ok(Caller {
+        key_id: key.id.clone(),
+        tenant: key.tenant.clone(),
+        role: key.role,
+    })
+}
+
+/// A caller reporting outcomes: a [`Decider`], or — only on `POST
+/// /v1/outcomes`, where browsers send beacons and beacons cannot set headers —
+/// a publishable key sent as `?key=` when there is no `Authorization` header.
+/// Only a key with exactly the `decide` role is taken from the URL: an editor
+/// or admin key there would end up in browser history and proxy logs.
+pub struct Reporter(pub Caller);
+
+impl<S> FromRequestParts<S> for Reporter
+where
+    Arc<Registry>: FromRef<S>,
+    Arc<TenantRate>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(AUTHORIZATION) {
+            let caller = Decider::from_request_parts(parts, state).await?;
+            return Ok(Self(caller.caller));
+        }
+        let token = query_key(parts).ok_or_else(|| {
+            ApiError::unauthorized(
+                "send an API key as `Authorization: Bearer <key>`, or a publishable \
+                 (decide) key as `?key=<key>` on this route",
+            )
+        })?;
+        let caller = caller_of(&token, state)?;
+        if caller.role != Role::Decide {
+            return Err(ApiError::forbidden(format!(
+                "only a publishable (decide) key may be sent in the URL; send this {} key \
+                 as `Authorization: Bearer <key>`",
+                caller.role
+            )));
+        }
+        Ok(Self(caller))
+    }
+}
+
+/// The non-empty `key` parameter of the query string, percent-decoded.
+fn query_key(parts: &Parts) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct KeyParam {
+        key: Option<String>,
+    }
+    let axum::extract::Query(param) =
+        axum::extract::Query::<KeyParam>::try_from_uri(&parts.uri).ok()?;
+    param
+        .key
+        .map(|key| key.trim().to_owned())
+        .filter(|key| !key.is_empty())
 }
 
 impl<S> FromRequestParts<S> for Root

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod customers;
 pub mod decide;
 pub mod error;
+pub mod examples;
 pub mod experiments;
 pub mod json;
 pub mod keys;
@@ -17,6 +18,7 @@ pub mod ops;
 pub mod outcomes;
 pub mod policies;
 pub mod rate;
+pub mod sdk;
 pub mod tenants;
 pub mod tries;
 
@@ -120,6 +122,8 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .route("/sdk/moment.js", get(sdk::client))
+        .route("/sdk/moment.d.ts", get(sdk::types))
         .route("/v1/tenants", post(tenants::create))
         .route("/v1/tenant", axum::routing::patch(tenants::update))
         .route("/v1/policies", get(policies::list))

@@ -10,9 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::auth::{Decider, check_origin};
+use super::auth::{Reporter, check_origin};
 use super::error::ApiError;
-use super::json::ApiJson;
+use super::json::BeaconJson;
 use crate::decisions::DecisionLog;
 use crate::outcomes::{self, Outcome};
 use crate::profiles::Profiles;
@@ -34,18 +34,26 @@ pub struct OutcomesAccepted {
     pub duplicates: usize,
 }
 
-/// Records one outcome or a batch; answered once stored. A batch is all or nothing.
+/// Records one outcome or a batch (`{"events":[…]}`); answered once stored.
+/// A batch is all or nothing.
+///
+/// For browser beacons, which cannot set headers, this route alone also
+/// takes a publishable (decide) key as `?key=` when no `Authorization` header
+/// is sent, and a `text/plain` body holding the JSON. The tenant's CORS
+/// origins are checked either way.
 #[utoipa::path(post, path = "/v1/outcomes", tag = "outcomes", request_body = Outcome,
+    params(("key" = Option<String>, Query,
+            description = "A publishable (decide) key, for beacons; read only without an Authorization header")),
     security(("bearer" = [])),
     responses((status = 202, body = OutcomesAccepted), (status = 404, body = super::error::Problem),
               (status = 422, body = super::error::Problem)))]
 pub async fn record(
-    caller: Decider,
+    Reporter(caller): Reporter,
     State(decisions): State<Arc<DecisionLog>>,
     State(profiles): State<Arc<Profiles>>,
     State(registry): State<Arc<Registry>>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<Value>,
+    BeaconJson(body): BeaconJson<Value>,
 ) -> Result<(StatusCode, Json<OutcomesAccepted>), ApiError> {
     check_origin(&headers, &registry.tenant(&caller.tenant).settings)?;
     let shape = |e: serde_json::Error| {
