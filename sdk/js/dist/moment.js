@@ -102,7 +102,8 @@ export function createClient(options) {
     const maxQueue = options.maxQueue ?? 1000;
     const retryBaseMs = options.retryBaseMs ?? 1000;
     const retryMaxMs = options.retryMaxMs ?? 60000;
-    const storage = options.storage ?? defaultStorage();
+    // Replaced by memory, for the rest of the page's life, if it refuses a write.
+    let storage = options.storage ?? defaultStorage();
     const ns = options.namespace ?? "moment";
     const doFetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
     const onError = options.onError ?? (() => { });
@@ -122,12 +123,27 @@ export function createClient(options) {
             return empty;
         }
     }
+    /** Stores `value`; when storage refuses (full, or disabled meanwhile), moves to memory. */
     function write(name, value) {
+        const text = JSON.stringify(value);
         try {
-            storage.setItem(name, JSON.stringify(value));
+            storage.setItem(name, text);
         }
         catch (e) {
-            onError(new MomentError("storage", `could not keep ${name}: ${asError(e).message}`));
+            onError(new MomentError("storage", `storage refused ${name} (${asError(e).message}); keeping it in memory`));
+            const memory = memoryStorage();
+            for (const kept of Object.values(keys)) {
+                try {
+                    const held = storage.getItem(kept);
+                    if (held !== null)
+                        memory.setItem(kept, held);
+                }
+                catch {
+                    // Unreadable too: nothing to carry over.
+                }
+            }
+            memory.setItem(name, text);
+            storage = memory;
         }
     }
     // --- ids -------------------------------------------------------------
@@ -145,8 +161,14 @@ export function createClient(options) {
     function identify(id) {
         if (id)
             write(keys.customer, id);
-        else
-            storage.removeItem(keys.customer);
+        else {
+            try {
+                storage.removeItem(keys.customer);
+            }
+            catch {
+                write(keys.customer, null);
+            }
+        }
     }
     // --- decisions -------------------------------------------------------
     const cacheKey = (point, customer, channel) => JSON.stringify([point, customer, channel ?? null]);
@@ -329,12 +351,17 @@ export function createClient(options) {
         schedule(Math.max(afterMs ?? 0, jittered), true);
     }
     async function drain() {
+        // Sent in this drain: never sent twice by it, whatever storage holds.
+        const sent = new Set();
         for (;;) {
-            const batch = stored().slice(0, batchSize);
+            const batch = stored()
+                .filter((q) => !sent.has(q.idempotency_key))
+                .slice(0, batchSize);
             if (batch.length === 0) {
                 attempt = 0;
                 return;
             }
+            batch.forEach((q) => sent.add(q.idempotency_key));
             if (!(await post(batch)))
                 return;
             attempt = 0;

@@ -210,3 +210,21 @@ test("a queue survives a reload while the server is unreachable", async (t) => {
   assert.equal(profile.history["spring-sale"].counts.accept, 1);
   after.close();
 });
+
+test("outcomes are kept in memory when storage refuses to hold them", async () => {
+  const s = await server();
+  const [decision] = await decisions(client(s), 1, "full");
+  const full = memoryStorage();
+  full.setItem = () => {
+    throw new Error("QuotaExceededError");
+  };
+  const moment = client(s, { storage: full, flushIntervalMs: 60_000 });
+  moment.outcome({ decisionId: decision.decision_id, actionId: "spring-sale", type: "click" });
+  assert.equal(moment.pending(), 1, "queued in memory");
+  assert.equal(moment.errors[0].kind, "storage");
+  await moment.flush();
+  assert.equal(moment.pending(), 0);
+  const profile = await api(s, "GET", "/v1/customers/full-0", s.keys.editor);
+  assert.equal(profile.history["spring-sale"].counts.click, 1);
+  moment.close();
+});
