@@ -8,7 +8,7 @@
 #
 # Run a server in another terminal first, with an operator token:
 #   export MOMENT_ROOT_TOKEN=$(head -c 24 /dev/urandom | base64)
-#   cargo run --release -- serve
+#   cargo run -- serve
 # then, in this terminal (same MOMENT_ROOT_TOKEN; needs curl and python3):
 #   examples/call-center-retention.sh [http://127.0.0.1:8080]
 set -euo pipefail

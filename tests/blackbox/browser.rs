@@ -20,6 +20,7 @@ pub const ENTER: &str = "\u{E007}";
 /// chromedriver on a free port, and a headless Chromium session on it.
 pub struct Browser {
     driver: Child,
+    /// The WebDriver session, for what the helpers below do not cover.
     pub client: Client,
     shots: PathBuf,
     taken: AtomicUsize,
@@ -77,6 +78,7 @@ impl Browser {
         }
     }
 
+    /// Loads `path` on `server`.
     pub async fn open(&self, server: &Server, path: &str) {
         self.client.goto(&server.url(path)).await.unwrap();
     }
@@ -88,6 +90,7 @@ impl Browser {
         std::fs::write(self.shots.join(format!("{n:02}-{name}.png")), png).unwrap();
     }
 
+    /// The page's visible text.
     pub async fn text(&self) -> String {
         self.client
             .find(Locator::Css("body"))
@@ -98,10 +101,12 @@ impl Browser {
             .unwrap()
     }
 
+    /// The path of the page's URL.
     pub async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_owned()
     }
 
+    /// Replaces the text of the field `selector` finds.
     pub async fn fill(&self, selector: &str, text: &str) {
         let field = self.client.find(Locator::Css(selector)).await.unwrap();
         field.clear().await.unwrap();
@@ -131,8 +136,15 @@ impl Browser {
         panic!("the page did not change");
     }
 
-    pub async fn close(mut self) {
-        self.client.close().await.unwrap();
+    /// Ends the session; dropping the browser stops chromedriver.
+    pub async fn close(self) {
+        self.client.clone().close().await.unwrap();
+    }
+}
+
+/// chromedriver goes with the browser, also when a test fails midway.
+impl Drop for Browser {
+    fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }

@@ -84,6 +84,11 @@ async fn the_client_is_served_by_every_server_and_the_examples_by_the_demo() {
     ] {
         let page = get(&demo, path).await.unwrap();
         assert_eq!(page.status(), StatusCode::OK, "{path}");
+        let csp = page.headers()["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self' 'unsafe-inline'") && csp.contains("connect-src 'self'"),
+            "{csp}"
+        );
         let html = page.text().await.unwrap();
         assert!(
             html.contains(title) && html.contains("/sdk/moment.js"),

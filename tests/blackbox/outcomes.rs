@@ -368,6 +368,26 @@ async fn beacons_report_with_the_publishable_key_in_the_url_on_that_route_only()
         .unwrap();
     expect(garbled, StatusCode::BAD_REQUEST).await;
 
+    // A page's script may read how long to wait after a 429 or 503.
+    let cors = server
+        .client
+        .post(server.url("/v1/outcomes"))
+        .bearer_auth(&keys.decide)
+        .header("Origin", "https://shop.example")
+        .json(&json!({"events": [
+            {"decision_id": id, "action_id": "promo", "type": "click", "idempotency_key": "k-1"}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cors.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_ascii_lowercase(),
+        "retry-after"
+    );
+
     // The tenant's CORS origins still apply.
     let patch = json!({"cors_origins": ["https://shop.example"]});
     expect(

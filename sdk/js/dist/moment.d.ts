@@ -24,7 +24,7 @@ export interface Action {
 }
 /** An action the caller supplies for when Moment cannot be reached. */
 export interface FallbackAction {
-    /** Id of the action (report outcomes are not sent for fallbacks). */
+    /** The action's id (no outcome is sent for a fallback: Moment did not decide it). */
     id: string;
     /** Defaults to "message". */
     kind?: string;
@@ -47,6 +47,10 @@ export interface DecideRequest {
     context?: Record<string, unknown>;
     /** How many actions to return (the server's default is 3). */
     limit?: number;
+    /** At most this many actions of a kind, e.g. `{ "offer": 1 }`. */
+    max_per_kind?: Record<string, number>;
+    /** Count the returned actions as shown (for screens that always show what they get). */
+    record_impressions?: boolean;
 }
 /** Where an answer came from. */
 export type Source = "network" | "cache" | "fallback";
@@ -132,9 +136,11 @@ export interface ClientOptions {
     retryBaseMs?: number;
     /** Longest retry delay, in ms. Default 60,000. */
     retryMaxMs?: number;
+    /** Longest wait for the server to acknowledge outcomes, in ms. Default 10,000. */
+    sendTimeoutMs?: number;
     /** Where the queue, cached answers and ids persist. Default `localStorage` if usable, else memory. */
     storage?: StorageLike | null;
-    /** Prefix of the storage keys. Default "moment". */
+    /** Prefix of the storage keys. Default "moment." plus a hash of `baseUrl` and `key`, so clients of different servers or tenants keep apart. */
     namespace?: string;
     /** The fetch to use. Default the global one. */
     fetch?: typeof fetch;

@@ -58,7 +58,8 @@ function randomHex() {
     return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 /** Retry-After (seconds or an HTTP date) in ms, or undefined. */
-function retryAfterMs(value) {
+function retryAfterMs(header) {
+    const value = header?.trim();
     if (!value)
         return undefined;
     const seconds = Number(value);
@@ -86,10 +87,26 @@ function asError(error) {
     const message = error instanceof Error ? error.message : String(error);
     return new MomentError("network", message);
 }
-/** True for a status worth retrying: the server may take the same request later. */
-function retryable(status) {
-    return status === 408 || status === 429 || status >= 500;
+/**
+ * True when the server refused outcomes themselves (unknown decision, bad
+ * field, too many at once), not the request: worth sending them one by one.
+ * Any other refusal (the key, the origin, the server's state) is retried.
+ */
+function refusesEvents(status) {
+    return status === 400 || status === 404 || status === 413 || status === 422;
 }
+/** The longest delay timers take: longer ones fire at once. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+/** A short hash (FNV-1a, 32 bits, hex) naming a client's storage. */
+function hash(text) {
+    let h = 0x811c9dc5;
+    for (let i = 0; i < text.length; i++) {
+        h ^= text.charCodeAt(i);
+        h = Math.imul(h, 0x01000193) >>> 0;
+    }
+    return h.toString(16).padStart(8, "0");
+}
+const isObject = (value) => typeof value === "object" && value !== null && !Array.isArray(value);
 /** Makes a client; see `ClientOptions` for the defaults. */
 export function createClient(options) {
     const base = options.baseUrl.replace(/\/+$/, "");
@@ -102,11 +119,21 @@ export function createClient(options) {
     const maxQueue = options.maxQueue ?? 1000;
     const retryBaseMs = options.retryBaseMs ?? 1000;
     const retryMaxMs = options.retryMaxMs ?? 60000;
+    const sendTimeoutMs = options.sendTimeoutMs ?? 10000;
     // Replaced by memory, for the rest of the page's life, if it refuses a write.
     let storage = options.storage ?? defaultStorage();
-    const ns = options.namespace ?? "moment";
+    const ns = options.namespace ?? `moment.${hash(`${base} ${key}`)}`;
     const doFetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
-    const onError = options.onError ?? (() => { });
+    const report = options.onError ?? (() => { });
+    /** Tells `onError`; a callback that throws changes nothing here. */
+    const onError = (error) => {
+        try {
+            report(error);
+        }
+        catch {
+            // The caller's callback failed; the client carries on.
+        }
+    };
     const fallbacks = options.fallbacks ?? {};
     const keys = {
         queue: `${ns}.outcomes`,
@@ -114,18 +141,33 @@ export function createClient(options) {
         anonymous: `${ns}.anonymous_id`,
         customer: `${ns}.customer_id`,
     };
-    function read(name, empty) {
+    /** What storage holds under `name`, parsed; `undefined` when absent or unreadable. */
+    function read(name) {
         try {
             const text = storage.getItem(name);
-            return text ? JSON.parse(text) : empty;
+            return text ? JSON.parse(text) : undefined;
         }
         catch {
-            return empty;
+            return undefined;
         }
     }
-    /** Stores `value`; when storage refuses (full, or disabled meanwhile), moves to memory. */
+    /**
+     * Stores `value`. When storage refuses (full, or disabled meanwhile), the
+     * cached answers go first; if it still refuses, the client moves to
+     * memory for the page's life rather than lose the queue.
+     */
     function write(name, value) {
         const text = JSON.stringify(value);
+        try {
+            storage.setItem(name, text);
+            return;
+        }
+        catch {
+            // Cached answers are the first to go.
+            forget(keys.cache);
+        }
+        if (name === keys.cache)
+            return;
         try {
             storage.setItem(name, text);
         }
@@ -146,12 +188,20 @@ export function createClient(options) {
             storage = memory;
         }
     }
+    function forget(name) {
+        try {
+            storage.removeItem(name);
+        }
+        catch {
+            // Nothing more to do.
+        }
+    }
     // --- ids -------------------------------------------------------------
     function customerId() {
-        const known = read(keys.customer, null);
+        const known = read(keys.customer);
         if (typeof known === "string" && known)
             return known;
-        let anonymous = read(keys.anonymous, null);
+        let anonymous = read(keys.anonymous);
         if (typeof anonymous !== "string" || !anonymous) {
             anonymous = `anon-${randomHex()}`;
             write(keys.anonymous, anonymous);
@@ -161,19 +211,26 @@ export function createClient(options) {
     function identify(id) {
         if (id)
             write(keys.customer, id);
-        else {
-            try {
-                storage.removeItem(keys.customer);
-            }
-            catch {
-                write(keys.customer, null);
-            }
-        }
+        else
+            forget(keys.customer);
     }
     // --- decisions -------------------------------------------------------
     const cacheKey = (point, customer, channel) => JSON.stringify([point, customer, channel ?? null]);
+    /** The stored answers by slot (anything else stored there is ignored). */
+    function cached() {
+        const cache = read(keys.cache);
+        const valid = {};
+        if (isObject(cache)) {
+            for (const [slot, entry] of Object.entries(cache)) {
+                if (isObject(entry) && typeof entry.at === "number" && isObject(entry.decision)) {
+                    valid[slot] = entry;
+                }
+            }
+        }
+        return valid;
+    }
     function remember(slot, decision) {
-        const cache = read(keys.cache, {});
+        const cache = cached();
         cache[slot] = { at: Date.now(), decision };
         const slots = Object.keys(cache).sort((a, b) => cache[b].at - cache[a].at);
         for (const old of slots.slice(cacheEntries))
@@ -181,7 +238,7 @@ export function createClient(options) {
         write(keys.cache, cache);
     }
     function recall(slot) {
-        const entry = read(keys.cache, {})[slot];
+        const entry = Object.prototype.hasOwnProperty.call(cached(), slot) ? cached()[slot] : undefined;
         return entry && Date.now() - entry.at <= cacheTtlMs ? entry.decision : undefined;
     }
     async function ask(body, signal) {
@@ -193,7 +250,13 @@ export function createClient(options) {
         });
         if (!response.ok)
             throw await refusal(response);
-        const answer = await response.json();
+        let answer;
+        try {
+            answer = await response.json();
+        }
+        catch {
+            answer = undefined;
+        }
         if (!answer || typeof answer.decision_id !== "string" || !Array.isArray(answer.actions)) {
             throw new MomentError("invalid", "the answer is not a decision");
         }
@@ -228,16 +291,25 @@ export function createClient(options) {
         try {
             const decision = await Promise.race([ask(body, aborter?.signal), deadline]);
             const { source: _source, ...kept } = decision;
-            remember(slot, kept);
+            try {
+                remember(slot, kept);
+            }
+            catch {
+                // Not kept for next time; this answer stands.
+            }
             return decision;
         }
         catch (e) {
             const error = asError(e);
             onError(error);
-            const cached = recall(slot);
-            if (cached)
-                return { ...cached, source: "cache", error };
-            const actions = (fallback ?? fallbacks[body.point] ?? []).map((a) => ({
+            const earlier = recall(slot);
+            if (earlier)
+                return { ...earlier, source: "cache", error };
+            const configured = Object.prototype.hasOwnProperty.call(fallbacks, body.point)
+                ? fallbacks[body.point]
+                : undefined;
+            const given = Array.isArray(fallback) ? fallback : Array.isArray(configured) ? configured : [];
+            const actions = given.filter(isObject).map((a) => ({
                 id: a.id,
                 kind: a.kind ?? "message",
                 score: 0,
@@ -261,21 +333,29 @@ export function createClient(options) {
     }
     // --- outcomes --------------------------------------------------------
     //
-    // The queue lives in storage, so that a reload or a power cut keeps it and
-    // two tabs never overwrite each other's outcomes: each change reads the
-    // stored queue, applies itself and writes it back. An outcome leaves the
-    // queue only when the server has acknowledged it.
+    // The queue lives in storage, so that a reload or a power cut keeps it:
+    // each change reads the stored queue, applies itself and writes it back,
+    // so two tabs rarely overwrite each other's outcomes (storage has no
+    // transactions: two writes in the same instant can still race). An
+    // outcome leaves the queue only when the server has acknowledged it.
     let attempt = 0;
     let timer;
     let timerAt = Infinity;
     let sending;
     let closed = false;
-    const stored = () => read(keys.queue, []).filter((q) => q && q.idempotency_key);
+    /** The stored queue (anything else stored there is ignored). */
+    function stored() {
+        const queue = read(keys.queue);
+        return Array.isArray(queue)
+            ? queue.filter((q) => isObject(q) && typeof q.id === "string" && isObject(q.event))
+            : [];
+    }
     /** Flushes in `delayMs`, unless a flush comes sooner; `replace` drops that one (a backoff). */
     function schedule(delayMs, replace = false) {
         if (closed)
             return;
-        const at = Date.now() + delayMs;
+        const delay = Math.min(Math.max(0, delayMs), MAX_DELAY_MS);
+        const at = Date.now() + delay;
         if (timer !== undefined && timerAt <= at && !replace)
             return;
         clearTimeout(timer);
@@ -283,14 +363,14 @@ export function createClient(options) {
         timer = setTimeout(() => {
             timer = undefined;
             timerAt = Infinity;
-            void flush();
-        }, delayMs);
+            flush().catch(() => { });
+        }, delay);
         // In Node, a pending flush must not keep the process alive.
         timer.unref?.();
     }
     function enqueue(item) {
         const queue = stored();
-        if (queue.some((q) => q.idempotency_key === item.idempotency_key))
+        if (queue.some((q) => q.id === item.id))
             return;
         queue.push(item);
         const dropped = queue.length - maxQueue;
@@ -303,17 +383,20 @@ export function createClient(options) {
             schedule(queue.length >= batchSize ? 0 : flushIntervalMs);
     }
     function acknowledge(sent) {
-        const done = new Set(sent.map((q) => q.idempotency_key));
-        write(keys.queue, stored().filter((q) => !done.has(q.idempotency_key)));
+        const done = new Set(sent.map((q) => q.id));
+        write(keys.queue, stored().filter((q) => !done.has(q.id)));
     }
-    /** Sends `events`; true when the server took them or refused them for good. */
-    async function post(events) {
+    /** Sends `items`; true when the server took them or refused them for good. */
+    async function post(items) {
+        const aborter = typeof AbortController === "function" ? new AbortController() : undefined;
+        const deadline = setTimeout(() => aborter?.abort(), sendTimeoutMs);
         let response;
         try {
             response = await doFetch(`${base}/v1/outcomes`, {
                 method: "POST",
                 headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-                body: JSON.stringify({ events }),
+                body: JSON.stringify({ events: items.map((q) => q.event) }),
+                signal: aborter?.signal,
             });
         }
         catch (e) {
@@ -321,32 +404,39 @@ export function createClient(options) {
             backOff(undefined);
             return false;
         }
+        finally {
+            clearTimeout(deadline);
+        }
         if (response.ok) {
-            acknowledge(events);
+            // Read to the end, so the connection can serve the next request.
+            await response.text().catch(() => "");
+            acknowledge(items);
             return true;
         }
         const error = await refusal(response);
         onError(error);
-        if (retryable(response.status)) {
+        if (!refusesEvents(response.status)) {
+            // The key, the origin or the server: nothing wrong with the outcomes,
+            // which wait for the cause to pass.
             backOff(retryAfterMs(response.headers.get("Retry-After")));
             return false;
         }
-        // Refused for good. A batch is all or nothing on the server, so one bad
-        // outcome (say, for a decision too old to find) would sink the others:
-        // send them one by one, and drop only those refused alone.
-        if (events.length === 1) {
-            acknowledge(events);
+        // A batch is all or nothing on the server, so one bad outcome (say, for
+        // a decision too old to find) would sink the others: send them one by
+        // one, and drop only those refused alone.
+        if (items.length === 1) {
+            acknowledge(items);
             return true;
         }
-        for (const event of events) {
-            if (!(await post([event])))
+        for (const item of items) {
+            if (!(await post([item])))
                 return false;
         }
         return true;
     }
     function backOff(afterMs) {
         attempt += 1;
-        const exponential = Math.min(retryMaxMs, retryBaseMs * 2 ** (attempt - 1));
+        const exponential = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(attempt - 1, 30));
         const jittered = exponential / 2 + Math.random() * (exponential / 2);
         schedule(Math.max(afterMs ?? 0, jittered), true);
     }
@@ -355,13 +445,13 @@ export function createClient(options) {
         const sent = new Set();
         for (;;) {
             const batch = stored()
-                .filter((q) => !sent.has(q.idempotency_key))
+                .filter((q) => !sent.has(q.id))
                 .slice(0, batchSize);
             if (batch.length === 0) {
                 attempt = 0;
                 return;
             }
-            batch.forEach((q) => sent.add(q.idempotency_key));
+            batch.forEach((q) => sent.add(q.id));
             if (!(await post(batch)))
                 return;
             attempt = 0;
@@ -369,7 +459,9 @@ export function createClient(options) {
     }
     function flush() {
         if (!sending) {
-            sending = drain().finally(() => {
+            sending = drain()
+                .catch((e) => onError(asError(e)))
+                .finally(() => {
                 sending = undefined;
             });
         }
@@ -378,12 +470,16 @@ export function createClient(options) {
     function outcome(input) {
         if (!input.decisionId)
             return;
+        const idempotencyKey = input.idempotencyKey ?? `o-${randomHex()}`;
         enqueue({
-            decision_id: input.decisionId,
-            action_id: input.actionId,
-            type: input.type,
-            ...(input.value === undefined ? {} : { value: input.value }),
-            idempotency_key: input.idempotencyKey ?? `o-${randomHex()}`,
+            id: idempotencyKey,
+            event: {
+                decision_id: input.decisionId,
+                action_id: input.actionId,
+                type: input.type,
+                ...(input.value === undefined ? {} : { value: input.value }),
+                idempotency_key: idempotencyKey,
+            },
         });
     }
     function impression(decision, actionId) {
@@ -392,11 +488,11 @@ export function createClient(options) {
         for (const action of decision.actions) {
             if (actionId !== undefined && action.id !== actionId)
                 continue;
-            outcome({
-                decisionId: decision.decision_id,
-                actionId: action.id,
-                type: "impression",
-                idempotencyKey: `imp-${decision.decision_id}-${action.id}`,
+            // No idempotency key: the server's own (decision, action, type) counts
+            // an impression once, however often it is rendered or recorded.
+            enqueue({
+                id: JSON.stringify([decision.decision_id, action.id, "impression"]),
+                event: { decision_id: decision.decision_id, action_id: action.id, type: "impression" },
             });
         }
     }
@@ -405,14 +501,19 @@ export function createClient(options) {
     // Beacons cannot set headers: the server takes the publishable key as
     // `?key=` and a text/plain body on /v1/outcomes alone. What is sent this
     // way stays queued until a later send is acknowledged; the idempotency keys
-    // make the repeat count once.
+    // make the repeat count once. One beacon per hiding: `pagehide` follows
+    // `visibilitychange` when a page closes.
+    let beaconed = false;
     function beacon() {
+        if (beaconed)
+            return;
+        beaconed = true;
         const queue = stored();
         const url = `${base}/v1/outcomes?key=${encodeURIComponent(key)}`;
         const nav = globalThis
             .navigator;
         for (let i = 0; i < queue.length; i += batchSize) {
-            const body = JSON.stringify({ events: queue.slice(i, i + batchSize) });
+            const body = JSON.stringify({ events: queue.slice(i, i + batchSize).map((q) => q.event) });
             let sent = false;
             try {
                 sent = nav?.sendBeacon?.(url, body) ?? false;
@@ -434,22 +535,29 @@ export function createClient(options) {
     const win = globalThis.addEventListener
         ? globalThis
         : undefined;
-    const onHidden = () => {
+    const onVisibility = () => {
         if (doc?.visibilityState === "hidden")
             beacon();
+        else
+            beaconed = false;
     };
-    const listening = options.beacon ?? true;
-    if (listening && doc && win) {
-        doc.addEventListener("visibilitychange", onHidden);
+    const onPageShow = () => {
+        beaconed = false;
+    };
+    const listening = (options.beacon ?? true) && doc !== undefined && win !== undefined;
+    if (listening) {
+        doc.addEventListener("visibilitychange", onVisibility);
         win.addEventListener("pagehide", beacon);
+        win.addEventListener("pageshow", onPageShow);
     }
     function close() {
         closed = true;
         clearTimeout(timer);
         timer = undefined;
-        if (listening && doc && win) {
-            doc.removeEventListener("visibilitychange", onHidden);
+        if (listening) {
+            doc.removeEventListener("visibilitychange", onVisibility);
             win.removeEventListener("pagehide", beacon);
+            win.removeEventListener("pageshow", onPageShow);
         }
     }
     // What an earlier page left queued goes out now.

@@ -26,7 +26,7 @@ export interface Action {
 
 /** An action the caller supplies for when Moment cannot be reached. */
 export interface FallbackAction {
-  /** Id of the action (report outcomes are not sent for fallbacks). */
+  /** The action's id (no outcome is sent for a fallback: Moment did not decide it). */
   id: string;
   /** Defaults to "message". */
   kind?: string;
@@ -50,6 +50,10 @@ export interface DecideRequest {
   context?: Record<string, unknown>;
   /** How many actions to return (the server's default is 3). */
   limit?: number;
+  /** At most this many actions of a kind, e.g. `{ "offer": 1 }`. */
+  max_per_kind?: Record<string, number>;
+  /** Count the returned actions as shown (for screens that always show what they get). */
+  record_impressions?: boolean;
 }
 
 /** Where an answer came from. */
@@ -142,9 +146,11 @@ export interface ClientOptions {
   retryBaseMs?: number;
   /** Longest retry delay, in ms. Default 60,000. */
   retryMaxMs?: number;
+  /** Longest wait for the server to acknowledge outcomes, in ms. Default 10,000. */
+  sendTimeoutMs?: number;
   /** Where the queue, cached answers and ids persist. Default `localStorage` if usable, else memory. */
   storage?: StorageLike | null;
-  /** Prefix of the storage keys. Default "moment". */
+  /** Prefix of the storage keys. Default "moment." plus a hash of `baseUrl` and `key`, so clients of different servers or tenants keep apart. */
   namespace?: string;
   /** The fetch to use. Default the global one. */
   fetch?: typeof fetch;
@@ -174,12 +180,20 @@ export interface MomentClient {
   close(): void;
 }
 
-interface Queued {
+/** An outcome as `POST /v1/outcomes` takes it. */
+interface Event {
   decision_id: string;
   action_id: string;
   type: OutcomeType;
   value?: number;
-  idempotency_key: string;
+  /** Absent for impressions: the server's own key (decision, action, type) counts them once. */
+  idempotency_key?: string;
+}
+
+/** A queued outcome: the event and the id the queue knows it by. */
+interface Queued {
+  id: string;
+  event: Event;
 }
 
 interface Cached {
@@ -225,7 +239,8 @@ function randomHex(): string {
 }
 
 /** Retry-After (seconds or an HTTP date) in ms, or undefined. */
-function retryAfterMs(value: string | null): number | undefined {
+function retryAfterMs(header: string | null): number | undefined {
+  const value = header?.trim();
   if (!value) return undefined;
   const seconds = Number(value);
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
@@ -251,10 +266,30 @@ function asError(error: unknown): MomentError {
   return new MomentError("network", message);
 }
 
-/** True for a status worth retrying: the server may take the same request later. */
-function retryable(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
+/**
+ * True when the server refused outcomes themselves (unknown decision, bad
+ * field, too many at once), not the request: worth sending them one by one.
+ * Any other refusal (the key, the origin, the server's state) is retried.
+ */
+function refusesEvents(status: number): boolean {
+  return status === 400 || status === 404 || status === 413 || status === 422;
 }
+
+/** The longest delay timers take: longer ones fire at once. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
+/** A short hash (FNV-1a, 32 bits, hex) naming a client's storage. */
+function hash(text: string): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, "0");
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** Makes a client; see `ClientOptions` for the defaults. */
 export function createClient(options: ClientOptions): MomentClient {
@@ -268,11 +303,20 @@ export function createClient(options: ClientOptions): MomentClient {
   const maxQueue = options.maxQueue ?? 1000;
   const retryBaseMs = options.retryBaseMs ?? 1000;
   const retryMaxMs = options.retryMaxMs ?? 60_000;
+  const sendTimeoutMs = options.sendTimeoutMs ?? 10_000;
   // Replaced by memory, for the rest of the page's life, if it refuses a write.
   let storage = options.storage ?? defaultStorage();
-  const ns = options.namespace ?? "moment";
+  const ns = options.namespace ?? `moment.${hash(`${base} ${key}`)}`;
   const doFetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
-  const onError = options.onError ?? (() => {});
+  const report = options.onError ?? (() => {});
+  /** Tells `onError`; a callback that throws changes nothing here. */
+  const onError = (error: MomentError) => {
+    try {
+      report(error);
+    } catch {
+      // The caller's callback failed; the client carries on.
+    }
+  };
   const fallbacks = options.fallbacks ?? {};
 
   const keys = {
@@ -282,18 +326,31 @@ export function createClient(options: ClientOptions): MomentClient {
     customer: `${ns}.customer_id`,
   };
 
-  function read<T>(name: string, empty: T): T {
+  /** What storage holds under `name`, parsed; `undefined` when absent or unreadable. */
+  function read(name: string): unknown {
     try {
       const text = storage.getItem(name);
-      return text ? (JSON.parse(text) as T) : empty;
+      return text ? JSON.parse(text) : undefined;
     } catch {
-      return empty;
+      return undefined;
     }
   }
 
-  /** Stores `value`; when storage refuses (full, or disabled meanwhile), moves to memory. */
+  /**
+   * Stores `value`. When storage refuses (full, or disabled meanwhile), the
+   * cached answers go first; if it still refuses, the client moves to
+   * memory for the page's life rather than lose the queue.
+   */
   function write(name: string, value: unknown): void {
     const text = JSON.stringify(value);
+    try {
+      storage.setItem(name, text);
+      return;
+    } catch {
+      // Cached answers are the first to go.
+      forget(keys.cache);
+    }
+    if (name === keys.cache) return;
     try {
       storage.setItem(name, text);
     } catch (e) {
@@ -314,28 +371,30 @@ export function createClient(options: ClientOptions): MomentClient {
     }
   }
 
+  function forget(name: string): void {
+    try {
+      storage.removeItem(name);
+    } catch {
+      // Nothing more to do.
+    }
+  }
+
   // --- ids -------------------------------------------------------------
 
   function customerId(): string {
-    const known = read<string | null>(keys.customer, null);
+    const known = read(keys.customer);
     if (typeof known === "string" && known) return known;
-    let anonymous = read<string | null>(keys.anonymous, null);
+    let anonymous = read(keys.anonymous);
     if (typeof anonymous !== "string" || !anonymous) {
       anonymous = `anon-${randomHex()}`;
       write(keys.anonymous, anonymous);
     }
-    return anonymous;
+    return anonymous as string;
   }
 
   function identify(id: string | null): void {
     if (id) write(keys.customer, id);
-    else {
-      try {
-        storage.removeItem(keys.customer);
-      } catch {
-        write(keys.customer, null);
-      }
-    }
+    else forget(keys.customer);
   }
 
   // --- decisions -------------------------------------------------------
@@ -343,8 +402,22 @@ export function createClient(options: ClientOptions): MomentClient {
   const cacheKey = (point: string, customer: string, channel: string | undefined) =>
     JSON.stringify([point, customer, channel ?? null]);
 
+  /** The stored answers by slot (anything else stored there is ignored). */
+  function cached(): Record<string, Cached> {
+    const cache = read(keys.cache);
+    const valid: Record<string, Cached> = {};
+    if (isObject(cache)) {
+      for (const [slot, entry] of Object.entries(cache)) {
+        if (isObject(entry) && typeof entry.at === "number" && isObject(entry.decision)) {
+          valid[slot] = entry as unknown as Cached;
+        }
+      }
+    }
+    return valid;
+  }
+
   function remember(slot: string, decision: Cached["decision"]): void {
-    const cache = read<Record<string, Cached>>(keys.cache, {});
+    const cache = cached();
     cache[slot] = { at: Date.now(), decision };
     const slots = Object.keys(cache).sort((a, b) => cache[b].at - cache[a].at);
     for (const old of slots.slice(cacheEntries)) delete cache[old];
@@ -352,7 +425,7 @@ export function createClient(options: ClientOptions): MomentClient {
   }
 
   function recall(slot: string): Cached["decision"] | undefined {
-    const entry = read<Record<string, Cached>>(keys.cache, {})[slot];
+    const entry = Object.prototype.hasOwnProperty.call(cached(), slot) ? cached()[slot] : undefined;
     return entry && Date.now() - entry.at <= cacheTtlMs ? entry.decision : undefined;
   }
 
@@ -364,7 +437,12 @@ export function createClient(options: ClientOptions): MomentClient {
       signal,
     });
     if (!response.ok) throw await refusal(response);
-    const answer = await response.json();
+    let answer;
+    try {
+      answer = await response.json();
+    } catch {
+      answer = undefined;
+    }
     if (!answer || typeof answer.decision_id !== "string" || !Array.isArray(answer.actions)) {
       throw new MomentError("invalid", "the answer is not a decision");
     }
@@ -399,14 +477,22 @@ export function createClient(options: ClientOptions): MomentClient {
     try {
       const decision = await Promise.race([ask(body, aborter?.signal), deadline]);
       const { source: _source, ...kept } = decision;
-      remember(slot, kept);
+      try {
+        remember(slot, kept);
+      } catch {
+        // Not kept for next time; this answer stands.
+      }
       return decision;
     } catch (e) {
       const error = asError(e);
       onError(error);
-      const cached = recall(slot);
-      if (cached) return { ...cached, source: "cache", error };
-      const actions = (fallback ?? fallbacks[body.point] ?? []).map((a) => ({
+      const earlier = recall(slot);
+      if (earlier) return { ...earlier, source: "cache", error };
+      const configured = Object.prototype.hasOwnProperty.call(fallbacks, body.point)
+        ? fallbacks[body.point]
+        : undefined;
+      const given = Array.isArray(fallback) ? fallback : Array.isArray(configured) ? configured : [];
+      const actions = given.filter(isObject).map((a) => ({
         id: a.id,
         kind: a.kind ?? "message",
         score: 0,
@@ -430,10 +516,11 @@ export function createClient(options: ClientOptions): MomentClient {
 
   // --- outcomes --------------------------------------------------------
   //
-  // The queue lives in storage, so that a reload or a power cut keeps it and
-  // two tabs never overwrite each other's outcomes: each change reads the
-  // stored queue, applies itself and writes it back. An outcome leaves the
-  // queue only when the server has acknowledged it.
+  // The queue lives in storage, so that a reload or a power cut keeps it:
+  // each change reads the stored queue, applies itself and writes it back,
+  // so two tabs rarely overwrite each other's outcomes (storage has no
+  // transactions: two writes in the same instant can still race). An
+  // outcome leaves the queue only when the server has acknowledged it.
 
   let attempt = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -441,27 +528,34 @@ export function createClient(options: ClientOptions): MomentClient {
   let sending: Promise<void> | undefined;
   let closed = false;
 
-  const stored = () => read<Queued[]>(keys.queue, []).filter((q) => q && q.idempotency_key);
+  /** The stored queue (anything else stored there is ignored). */
+  function stored(): Queued[] {
+    const queue = read(keys.queue);
+    return Array.isArray(queue)
+      ? queue.filter((q): q is Queued => isObject(q) && typeof q.id === "string" && isObject(q.event))
+      : [];
+  }
 
   /** Flushes in `delayMs`, unless a flush comes sooner; `replace` drops that one (a backoff). */
   function schedule(delayMs: number, replace = false): void {
     if (closed) return;
-    const at = Date.now() + delayMs;
+    const delay = Math.min(Math.max(0, delayMs), MAX_DELAY_MS);
+    const at = Date.now() + delay;
     if (timer !== undefined && timerAt <= at && !replace) return;
     clearTimeout(timer);
     timerAt = at;
     timer = setTimeout(() => {
       timer = undefined;
       timerAt = Infinity;
-      void flush();
-    }, delayMs);
+      flush().catch(() => {});
+    }, delay);
     // In Node, a pending flush must not keep the process alive.
     (timer as { unref?: () => void }).unref?.();
   }
 
   function enqueue(item: Queued): void {
     const queue = stored();
-    if (queue.some((q) => q.idempotency_key === item.idempotency_key)) return;
+    if (queue.some((q) => q.id === item.id)) return;
     queue.push(item);
     const dropped = queue.length - maxQueue;
     if (dropped > 0) {
@@ -473,50 +567,59 @@ export function createClient(options: ClientOptions): MomentClient {
   }
 
   function acknowledge(sent: Queued[]): void {
-    const done = new Set(sent.map((q) => q.idempotency_key));
-    write(keys.queue, stored().filter((q) => !done.has(q.idempotency_key)));
+    const done = new Set(sent.map((q) => q.id));
+    write(keys.queue, stored().filter((q) => !done.has(q.id)));
   }
 
-  /** Sends `events`; true when the server took them or refused them for good. */
-  async function post(events: Queued[]): Promise<boolean> {
+  /** Sends `items`; true when the server took them or refused them for good. */
+  async function post(items: Queued[]): Promise<boolean> {
+    const aborter = typeof AbortController === "function" ? new AbortController() : undefined;
+    const deadline = setTimeout(() => aborter?.abort(), sendTimeoutMs);
     let response: Response;
     try {
       response = await doFetch(`${base}/v1/outcomes`, {
         method: "POST",
         headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-        body: JSON.stringify({ events }),
+        body: JSON.stringify({ events: items.map((q) => q.event) }),
+        signal: aborter?.signal,
       });
     } catch (e) {
       onError(asError(e));
       backOff(undefined);
       return false;
+    } finally {
+      clearTimeout(deadline);
     }
     if (response.ok) {
-      acknowledge(events);
+      // Read to the end, so the connection can serve the next request.
+      await response.text().catch(() => "");
+      acknowledge(items);
       return true;
     }
     const error = await refusal(response);
     onError(error);
-    if (retryable(response.status)) {
+    if (!refusesEvents(response.status)) {
+      // The key, the origin or the server: nothing wrong with the outcomes,
+      // which wait for the cause to pass.
       backOff(retryAfterMs(response.headers.get("Retry-After")));
       return false;
     }
-    // Refused for good. A batch is all or nothing on the server, so one bad
-    // outcome (say, for a decision too old to find) would sink the others:
-    // send them one by one, and drop only those refused alone.
-    if (events.length === 1) {
-      acknowledge(events);
+    // A batch is all or nothing on the server, so one bad outcome (say, for
+    // a decision too old to find) would sink the others: send them one by
+    // one, and drop only those refused alone.
+    if (items.length === 1) {
+      acknowledge(items);
       return true;
     }
-    for (const event of events) {
-      if (!(await post([event]))) return false;
+    for (const item of items) {
+      if (!(await post([item]))) return false;
     }
     return true;
   }
 
   function backOff(afterMs: number | undefined): void {
     attempt += 1;
-    const exponential = Math.min(retryMaxMs, retryBaseMs * 2 ** (attempt - 1));
+    const exponential = Math.min(retryMaxMs, retryBaseMs * 2 ** Math.min(attempt - 1, 30));
     const jittered = exponential / 2 + Math.random() * (exponential / 2);
     schedule(Math.max(afterMs ?? 0, jittered), true);
   }
@@ -526,13 +629,13 @@ export function createClient(options: ClientOptions): MomentClient {
     const sent = new Set<string>();
     for (;;) {
       const batch = stored()
-        .filter((q) => !sent.has(q.idempotency_key))
+        .filter((q) => !sent.has(q.id))
         .slice(0, batchSize);
       if (batch.length === 0) {
         attempt = 0;
         return;
       }
-      batch.forEach((q) => sent.add(q.idempotency_key));
+      batch.forEach((q) => sent.add(q.id));
       if (!(await post(batch))) return;
       attempt = 0;
     }
@@ -540,21 +643,27 @@ export function createClient(options: ClientOptions): MomentClient {
 
   function flush(): Promise<void> {
     if (!sending) {
-      sending = drain().finally(() => {
-        sending = undefined;
-      });
+      sending = drain()
+        .catch((e) => onError(asError(e)))
+        .finally(() => {
+          sending = undefined;
+        });
     }
     return sending;
   }
 
   function outcome(input: OutcomeInput): void {
     if (!input.decisionId) return;
+    const idempotencyKey = input.idempotencyKey ?? `o-${randomHex()}`;
     enqueue({
-      decision_id: input.decisionId,
-      action_id: input.actionId,
-      type: input.type,
-      ...(input.value === undefined ? {} : { value: input.value }),
-      idempotency_key: input.idempotencyKey ?? `o-${randomHex()}`,
+      id: idempotencyKey,
+      event: {
+        decision_id: input.decisionId,
+        action_id: input.actionId,
+        type: input.type,
+        ...(input.value === undefined ? {} : { value: input.value }),
+        idempotency_key: idempotencyKey,
+      },
     });
   }
 
@@ -562,11 +671,11 @@ export function createClient(options: ClientOptions): MomentClient {
     if (!decision.decision_id) return;
     for (const action of decision.actions) {
       if (actionId !== undefined && action.id !== actionId) continue;
-      outcome({
-        decisionId: decision.decision_id,
-        actionId: action.id,
-        type: "impression",
-        idempotencyKey: `imp-${decision.decision_id}-${action.id}`,
+      // No idempotency key: the server's own (decision, action, type) counts
+      // an impression once, however often it is rendered or recorded.
+      enqueue({
+        id: JSON.stringify([decision.decision_id, action.id, "impression"]),
+        event: { decision_id: decision.decision_id, action_id: action.id, type: "impression" },
       });
     }
   }
@@ -576,15 +685,20 @@ export function createClient(options: ClientOptions): MomentClient {
   // Beacons cannot set headers: the server takes the publishable key as
   // `?key=` and a text/plain body on /v1/outcomes alone. What is sent this
   // way stays queued until a later send is acknowledged; the idempotency keys
-  // make the repeat count once.
+  // make the repeat count once. One beacon per hiding: `pagehide` follows
+  // `visibilitychange` when a page closes.
+
+  let beaconed = false;
 
   function beacon(): void {
+    if (beaconed) return;
+    beaconed = true;
     const queue = stored();
     const url = `${base}/v1/outcomes?key=${encodeURIComponent(key)}`;
     const nav = (globalThis as { navigator?: { sendBeacon?(url: string, body: string): boolean } })
       .navigator;
     for (let i = 0; i < queue.length; i += batchSize) {
-      const body = JSON.stringify({ events: queue.slice(i, i + batchSize) });
+      const body = JSON.stringify({ events: queue.slice(i, i + batchSize).map((q) => q.event) });
       let sent = false;
       try {
         sent = nav?.sendBeacon?.(url, body) ?? false;
@@ -606,22 +720,28 @@ export function createClient(options: ClientOptions): MomentClient {
   const win = (globalThis as { addEventListener?: Window["addEventListener"] }).addEventListener
     ? (globalThis as unknown as Window)
     : undefined;
-  const onHidden = () => {
+  const onVisibility = () => {
     if (doc?.visibilityState === "hidden") beacon();
+    else beaconed = false;
   };
-  const listening = options.beacon ?? true;
-  if (listening && doc && win) {
-    doc.addEventListener("visibilitychange", onHidden);
+  const onPageShow = () => {
+    beaconed = false;
+  };
+  const listening = (options.beacon ?? true) && doc !== undefined && win !== undefined;
+  if (listening) {
+    doc.addEventListener("visibilitychange", onVisibility);
     win.addEventListener("pagehide", beacon);
+    win.addEventListener("pageshow", onPageShow);
   }
 
   function close(): void {
     closed = true;
     clearTimeout(timer);
     timer = undefined;
-    if (listening && doc && win) {
-      doc.removeEventListener("visibilitychange", onHidden);
+    if (listening) {
+      doc.removeEventListener("visibilitychange", onVisibility);
       win.removeEventListener("pagehide", beacon);
+      win.removeEventListener("pageshow", onPageShow);
     }
   }
 

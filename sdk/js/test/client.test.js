@@ -75,7 +75,7 @@ test("answers with the caller's fallback within the timeout when the server neve
   ]);
   assert.equal(decision.error.kind, "timeout");
   assert.ok(elapsed >= 299, `answered before the timeout: ${elapsed} ms`);
-  assert.ok(elapsed < 300 + 50, `answered ${elapsed - 300} ms after the timeout`);
+  assert.ok(elapsed < 300 + 100, `answered ${elapsed - 300} ms after the timeout`);
   moment.close();
 });
 
@@ -184,23 +184,21 @@ test("a refused outcome does not sink the others of its batch", async () => {
   moment.close();
 });
 
-test("a queue survives a reload while the server is unreachable", async (t) => {
+test("a queue survives a reload while the network is unplugged", async () => {
   const s = await server();
   const storage = memoryStorage();
   const [decision] = await decisions(client(s), 1, "reload");
-  // The first page: the server is unreachable (a port nobody listens on).
-  const closed = createServer();
-  await new Promise((resolve) => closed.listen(0, "127.0.0.1", resolve));
-  const deadPort = closed.address().port;
-  await new Promise((resolve) => closed.close(resolve));
-  const before = client({ base: `http://127.0.0.1:${deadPort}`, keys: s.keys }, { storage, retryBaseMs: 60_000 });
+  // The first page: the network is unplugged (every request fails as a
+  // browser's fetch does offline).
+  const unplugged = () => Promise.reject(new TypeError("Failed to fetch"));
+  const before = client(s, { storage, fetch: unplugged, retryBaseMs: 60_000 });
   before.impression(decision);
   before.outcome({ decisionId: decision.decision_id, actionId: "spring-sale", type: "accept", value: 30 });
   await before.flush();
   assert.equal(before.pending(), 2, "unsent outcomes stay queued");
   assert.equal(before.errors[0].kind, "network");
   before.close();
-  t.diagnostic(`stored queue: ${storage.getItem("moment.outcomes").length} bytes`);
+
 
   // The reloaded page, with the server back: what was queued goes out at once.
   const after = client(s, { storage });
@@ -226,5 +224,17 @@ test("outcomes are kept in memory when storage refuses to hold them", async () =
   assert.equal(moment.pending(), 0);
   const profile = await api(s, "GET", "/v1/customers/full-0", s.keys.editor);
   assert.equal(profile.history["spring-sale"].counts.click, 1);
+  moment.close();
+});
+
+test("a refused key keeps the queue and backs off, for the key or origin may be fixed", async () => {
+  const s = await server();
+  const [decision] = await decisions(client(s), 1, "badkey");
+  const moment = client({ base: s.base, keys: { decide: "mk_decide_revoked" } }, { retryBaseMs: 60_000 });
+  moment.outcome({ decisionId: decision.decision_id, actionId: "spring-sale", type: "click" });
+  await moment.flush();
+  assert.equal(moment.pending(), 1, "kept for later");
+  assert.deepEqual(moment.errors.map((e) => e.status), [401]);
+  assert.match(moment.errors[0].message, /unknown or revoked/);
   moment.close();
 });

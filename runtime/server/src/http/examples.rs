@@ -12,9 +12,22 @@ const WEB: &str = include_str!("../../../../examples/web/index.html");
 const WEB_THANKS: &str = include_str!("../../../../examples/web/thanks.html");
 const KIOSK: &str = include_str!("../../../../examples/kiosk/index.html");
 
-/// A page that is always fetched fresh.
+/// The pages' Content-Security-Policy. They share Moment's origin with the
+/// console, so they may load scripts and talk only to this origin: a
+/// `#server=` naming another cannot make them run its code here.
+const CSP: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; \
+    connect-src 'self'; style-src 'unsafe-inline'; img-src 'self'; base-uri 'none'; \
+    form-action 'self'; frame-ancestors 'none'";
+
+/// A page that is always fetched fresh, under [`CSP`].
 fn page(html: &'static str) -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-store")], Html(html))
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+        ],
+        Html(html),
+    )
 }
 
 /// The example pages' routes.

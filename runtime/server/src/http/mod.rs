@@ -106,6 +106,8 @@ pub fn router(state: AppState, limits: BodyLimits) -> Router {
         .allow_origin(AllowOrigin::mirror_request())
         .allow_methods([Method::POST, Method::OPTIONS])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        // A page's script must see how long a 429 or 503 asks it to wait.
+        .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600));
     let browser = Router::new()
         .route("/v1/decide", post(decide::decide))
