@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
 use crate::helpers::Server;
@@ -49,14 +50,9 @@ impl Browser {
                             "--disable-dev-shm-usage", "--window-size=1280,1000"]}),
         );
         let url = format!("http://127.0.0.1:{port}");
-        // The test build has two rustls providers (ring for the CLI's
-        // reqwest, aws-lc-rs for fantoccini's hyper-rustls), so rustls
-        // cannot pick one by itself: name it. Only the first call installs.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut client = None;
         for _ in 0..100 {
-            let connected = ClientBuilder::rustls()
-                .unwrap()
+            let connected = ClientBuilder::new(HttpConnector::new())
                 .capabilities(caps.clone())
                 .connect(&url)
                 .await;
