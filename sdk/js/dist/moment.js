@@ -238,7 +238,8 @@ export function createClient(options) {
         write(keys.cache, cache);
     }
     function recall(slot) {
-        const entry = Object.prototype.hasOwnProperty.call(cached(), slot) ? cached()[slot] : undefined;
+        const all = cached();
+        const entry = Object.prototype.hasOwnProperty.call(all, slot) ? all[slot] : undefined;
         return entry && Date.now() - entry.at <= cacheTtlMs ? entry.decision : undefined;
     }
     async function ask(body, signal) {

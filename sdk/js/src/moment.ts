@@ -425,7 +425,8 @@ export function createClient(options: ClientOptions): MomentClient {
   }
 
   function recall(slot: string): Cached["decision"] | undefined {
-    const entry = Object.prototype.hasOwnProperty.call(cached(), slot) ? cached()[slot] : undefined;
+    const all = cached();
+    const entry = Object.prototype.hasOwnProperty.call(all, slot) ? all[slot] : undefined;
     return entry && Date.now() - entry.at <= cacheTtlMs ? entry.decision : undefined;
   }
 
